@@ -1,0 +1,90 @@
+"""Channel names and who may read them.
+
+A channel maps to the Channels group "livefeed.<name>". Built-in channels:
+"user.<pk>" (one user), "group.<pk>" (members of an auth group) and
+"broadcast" (everyone). Any other name is a custom channel, readable only when a
+registered pattern or the AUTHORIZE setting says so; denied by default.
+"""
+
+import inspect
+import re
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from django.utils.module_loading import import_string
+
+from livefeed import conf
+from livefeed.exceptions import InvalidChannel
+
+BROADCAST = "broadcast"
+GROUP_PREFIX = "livefeed."
+# Channels group names: ASCII letters, digits, "-", "_", "." and under 100 chars.
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % (99 - len(GROUP_PREFIX)))
+_PART = re.compile(r"\{(\w+)\}")
+
+_patterns: list[tuple[re.Pattern[str], Callable[..., Any]]] = []
+
+
+def validate(name: str) -> str:
+    """Return name if Channels can use it as a group name, else raise InvalidChannel."""
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        raise InvalidChannel(
+            f"Invalid channel name {name!r}: use 1-{99 - len(GROUP_PREFIX)} ASCII "
+            "letters, digits, '-', '_' or '.'."
+        )
+    return name
+
+
+def group_name(channel: str) -> str:
+    return GROUP_PREFIX + channel
+
+
+def user_channel(user_or_pk: Any) -> str:
+    return f"user.{getattr(user_or_pk, 'pk', user_or_pk)}"
+
+
+def group_channel(group_or_pk: Any) -> str:
+    return f"group.{getattr(group_or_pk, 'pk', group_or_pk)}"
+
+
+def register(pattern: str, authorize: Callable[..., Any]) -> None:
+    """Make channels matching pattern ("job.{id}") readable when authorize(user, **parts) is true.
+
+    authorize may be sync or async. Parts match letters, digits, "-" and "_".
+    """
+    regex = "".join(
+        f"(?P<{piece}>[A-Za-z0-9_\\-]+)" if index % 2 else re.escape(piece)
+        for index, piece in enumerate(_PART.split(pattern))
+    )
+    _patterns.append((re.compile(regex), authorize))
+
+
+def default_channels(user: Any) -> list[str]:
+    """Return the channels every stream of this user reads (runs a query: call from sync code)."""
+    if not user.is_authenticated:
+        return [BROADCAST]
+    group_ids = user.groups.values_list("pk", flat=True)
+    return [user_channel(user), *(group_channel(pk) for pk in group_ids), BROADCAST]
+
+
+def can_read(user: Any, channel: str, defaults: list[str]) -> bool:
+    """Tell whether user may read channel; defaults are the user's built-in channels."""
+    if channel in defaults:
+        return True
+    if channel.startswith(("user.", "group.")):
+        return False
+    for regex, authorize in _patterns:
+        match = regex.fullmatch(channel)
+        if match:
+            return _call(authorize, user, **match.groupdict())
+    hook = conf.get("AUTHORIZE")
+    if hook:
+        return _call(import_string(hook) if isinstance(hook, str) else hook, user, channel)
+    return False
+
+
+def _call(function: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    if inspect.iscoroutinefunction(function):
+        return bool(async_to_sync(function)(*args, **kwargs))
+    return bool(function(*args, **kwargs))

@@ -1,0 +1,40 @@
+"""The LIVEFEED settings dict with its defaults, read in one place.
+
+Read when called, never at import, so `override_settings(LIVEFEED=...)` works
+in tests without any cache to reset.
+"""
+
+from typing import Any
+
+from django.conf import settings
+
+DEFAULTS: dict[str, Any] = {
+    # Seconds between ": keep-alive" comments; under common proxy timeouts (60 s).
+    "HEARTBEAT": 15.0,
+    # Milliseconds the browser waits before reconnecting (the SSE "retry" field).
+    "RETRY": 3000,
+    # Seconds of event log kept for Last-Event-ID replay (livefeed_prune).
+    "REPLAY_RETENTION": 24 * 3600,
+    # Most events replayed on one reconnect; past it the client gets "reset".
+    "REPLAY_LIMIT": 1000,
+    # Open streams of one user in this process (429 past it) and in all (503).
+    "MAX_STREAMS_PER_USER": 10,
+    "MAX_STREAMS": 10_000,
+    # Live events buffered for one slow stream before it is closed to catch up.
+    "QUEUE_SIZE": 256,
+    # Largest JSON payload of one event, in bytes (publish raises ValueError).
+    "MAX_PAYLOAD": 64 * 1024,
+    # Dotted path to `(user, channel) -> bool` deciding custom channels.
+    "AUTHORIZE": None,
+    # Let anonymous users open a stream (broadcast and authorized custom channels).
+    "ALLOW_ANONYMOUS": False,
+    # The channel layer alias from CHANNEL_LAYERS.
+    "CHANNEL_LAYER": "default",
+}
+
+
+def get(name: str) -> Any:
+    """Return one livefeed setting, the user's value over the default."""
+    if name not in DEFAULTS:
+        raise KeyError(f"Unknown livefeed setting {name!r}; known: {', '.join(DEFAULTS)}")
+    return getattr(settings, "LIVEFEED", {}).get(name, DEFAULTS[name])

@@ -1,0 +1,204 @@
+"""The per-process fan-out of live events (DESIGN §1).
+
+One layer channel per process joins each group once, however many local
+streams read it; one receive task feeds every stream's bounded queue. A
+broadcast to 10,000 browsers is then one layer message per process, encoded to
+SSE bytes once. Modelled on channels_redis.pubsub: a dict of channel -> readers,
+`put_nowait` fan-out, `group_discard` when the last reader leaves.
+"""
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+from channels.layers import get_channel_layer
+
+from livefeed import conf, sse
+from livefeed.channels import group_name
+from livefeed.exceptions import TooManyStreams
+
+logger = logging.getLogger("livefeed")
+
+HEARTBEAT = object()
+_KEEP_ALIVE = sse.comment("keep-alive")
+_hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
+
+
+class Reader:
+    """One open stream: its channels and its bounded queue of (id, bytes) items."""
+
+    __slots__ = ("channels", "queue", "overflowed", "subscribed", "release", "__weakref__")
+
+    def __init__(self, channels: list[str], maxsize: int) -> None:
+        self.channels = channels
+        self.queue: asyncio.Queue = asyncio.Queue(maxsize)
+        self.overflowed = False
+        self.subscribed = False
+
+    def push(self, item: tuple[int | None, bytes]) -> None:
+        # Once one event is dropped, drop all later ones too: delivering a later
+        # event first would move the client's Last-Event-ID past the lost one.
+        if self.overflowed:
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.overflowed = True
+            logger.warning("Slow stream on %s: closing it to catch up from the log", self.channels)
+
+
+class Hub:
+    def __init__(self, layer: Any) -> None:
+        self.layer = layer
+        self.loop = asyncio.get_running_loop()
+        # channel name -> local readers of it
+        self.readers: dict[str, set[Reader]] = {}
+        # every live reservation, subscribed or not, and their count per user
+        self.streams: weakref.WeakSet[Reader] = weakref.WeakSet()
+        self.per_user: dict[Any, int] = {}
+        self.channel_name: str | None = None
+        self._lock = asyncio.Lock()
+        self._tasks: list[asyncio.Task] = []
+        self._joined_at = time.monotonic()
+
+    # Reservations and subscriptions -----------------------------------------
+
+    def reserve(self, channels: list[str], user_key: Any) -> Reader:
+        """Return a Reader counted against the stream caps, or raise TooManyStreams."""
+        if len(self.streams) >= conf.get("MAX_STREAMS"):
+            raise TooManyStreams("This server holds all the streams it can.", per_user=False)
+        if user_key is not None and self.per_user.get(user_key, 0) >= conf.get("MAX_STREAMS_PER_USER"):
+            raise TooManyStreams("Too many open streams for this user.", per_user=True)
+        reader = Reader(channels, conf.get("QUEUE_SIZE"))
+        self.streams.add(reader)
+        if user_key is not None:
+            self.per_user[user_key] = self.per_user.get(user_key, 0) + 1
+        # Runs once: from remove(), or when a response that was never iterated
+        # (its client gone first) is garbage-collected with its reader.
+        reader.release = weakref.finalize(reader, self._uncount, user_key)
+        return reader
+
+    async def add(self, reader: Reader) -> None:
+        async with self._lock:
+            await self._start()
+            for channel in reader.channels:
+                if channel not in self.readers:
+                    await self.layer.group_add(group_name(channel), self.channel_name)
+                self.readers.setdefault(channel, set()).add(reader)
+            reader.subscribed = True
+
+    async def remove(self, reader: Reader) -> None:
+        """Forget reader; leave the groups nobody here reads any more. Idempotent."""
+        self.streams.discard(reader)
+        reader.release()
+        if not reader.subscribed:
+            return
+        reader.subscribed = False
+        emptied = []
+        for channel in reader.channels:
+            readers = self.readers.get(channel)
+            if readers is not None:
+                readers.discard(reader)
+                if not readers:
+                    del self.readers[channel]
+                    emptied.append(channel)
+        if emptied:
+            async with self._lock:
+                for channel in emptied:
+                    if channel not in self.readers:  # nobody re-joined meanwhile
+                        await self._discard(channel)
+
+    def _uncount(self, user_key: Any) -> None:
+        if user_key is None:
+            return
+        self.per_user[user_key] -= 1
+        if not self.per_user[user_key]:
+            del self.per_user[user_key]
+
+    async def _discard(self, channel: str) -> None:
+        try:
+            await self.layer.group_discard(group_name(channel), self.channel_name)
+        except Exception:
+            logger.exception("Could not leave channel group %s", channel)
+
+    # Background tasks --------------------------------------------------------
+
+    async def _start(self) -> None:
+        if self.channel_name is None:
+            self.channel_name = await self.layer.new_channel()
+            self._tasks = [
+                asyncio.create_task(self._receive(), name="livefeed-hub-receive"),
+                asyncio.create_task(self._tick(), name="livefeed-hub-tick"),
+            ]
+
+    async def _receive(self) -> None:
+        # The one receive() of this process; never cancelled while streams are
+        # open, since a cancelled receive() loses messages (DESIGN §6 trap 5).
+        while True:
+            try:
+                message = await self.layer.receive(self.channel_name)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Channel layer receive failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            self.dispatch(message)
+
+    def dispatch(self, message: dict[str, Any]) -> None:
+        """Encode a layer message once and queue it for every local reader of its channel."""
+        readers = self.readers.get(message.get("channel"))
+        if not readers:
+            return
+        event_id = message.get("id")
+        item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
+        for reader in readers:
+            reader.push(item)
+
+    async def _tick(self) -> None:
+        # One ticker for all streams instead of a sleeping task per stream.
+        while True:
+            await asyncio.sleep(conf.get("HEARTBEAT"))
+            for reader in self.streams:
+                if not reader.overflowed and not reader.queue.full():
+                    reader.queue.put_nowait((None, _KEEP_ALIVE))
+            await self._refresh_groups()
+
+    async def _refresh_groups(self) -> None:
+        # The core Redis layer silently drops members after group_expiry
+        # (DESIGN §6 trap 7): join again well before that.
+        expiry = getattr(self.layer, "group_expiry", None)
+        if not expiry or time.monotonic() - self._joined_at < expiry / 2:
+            return
+        self._joined_at = time.monotonic()
+        async with self._lock:
+            for channel in list(self.readers):
+                try:
+                    await self.layer.group_add(group_name(channel), self.channel_name)
+                except Exception:
+                    logger.exception("Could not refresh channel group %s", channel)
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+
+def get_hub() -> Hub:
+    """Return the hub of the running event loop, creating it on first use."""
+    loop = asyncio.get_running_loop()
+    hub = _hubs.get(loop)
+    if hub is None:
+        hub = _hubs[loop] = Hub(get_channel_layer(conf.get("CHANNEL_LAYER")))
+    return hub
+
+
+def running_loop() -> asyncio.AbstractEventLoop | None:
+    """Return the loop of a hub serving streams in this process, if any."""
+    for loop in list(_hubs):
+        if loop.is_running() and not loop.is_closed():
+            return loop
+    return None
