@@ -20,7 +20,8 @@ from livefeed.exceptions import InvalidChannel
 BROADCAST = "broadcast"
 GROUP_PREFIX = "livefeed."
 # Channels group names: ASCII letters, digits, "-", "_", "." and under 100 chars.
-_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,%d}" % (99 - len(GROUP_PREFIX)))
+_MAX_NAME = 99 - len(GROUP_PREFIX)
+_NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{_MAX_NAME}}}")
 _PART = re.compile(r"\{(\w+)\}")
 
 _patterns: list[tuple[re.Pattern[str], Callable[..., Any]]] = []
@@ -30,7 +31,7 @@ def validate(name: str) -> str:
     """Return name if Channels can use it as a group name, else raise InvalidChannel."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidChannel(
-            f"Invalid channel name {name!r}: use 1-{99 - len(GROUP_PREFIX)} ASCII "
+            f"Invalid channel name {name!r}: use 1-{_MAX_NAME} ASCII "
             "letters, digits, '-', '_' or '.'."
         )
     return name
