@@ -31,8 +31,7 @@ def validate(name: str) -> str:
     """Return name if Channels can use it as a group name, else raise InvalidChannel."""
     if not isinstance(name, str) or not _NAME.fullmatch(name):
         raise InvalidChannel(
-            f"Invalid channel name {name!r}: use 1-{_MAX_NAME} ASCII "
-            "letters, digits, '-', '_' or '.'."
+            f"Invalid channel name {name!r}: use 1-{_MAX_NAME} ASCII letters, digits, '-', '_' or '.'."
         )
     return name
 

@@ -3,7 +3,7 @@
 from django.core.exceptions import BadRequest, PermissionDenied
 
 
-class InvalidChannel(BadRequest):
+class InvalidChannel(BadRequest, ValueError):
     """A channel name Channels cannot use as a group name."""
 
 

@@ -10,6 +10,7 @@ from asgiref.sync import sync_to_async
 from django.db import connections
 from django.db.models import Max, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from livefeed import conf, sse
@@ -23,6 +24,7 @@ logger = logging.getLogger("livefeed")
 _MAX_CHANNELS = 32
 
 
+@csrf_exempt  # GET only and changes nothing: let other methods reach the 405
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponse:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
@@ -48,9 +50,7 @@ async def stream(request: HttpRequest) -> HttpResponse:
         return response
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
-    response = StreamingHttpResponse(
-        _events(hub, reader, last_id), content_type="text/event-stream; charset=utf-8"
-    )
+    response = StreamingHttpResponse(_events(hub, reader, last_id), content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     # GZipMiddleware skips a response that already names its encoding (DESIGN §6 trap 11).

@@ -1,0 +1,68 @@
+import shutil
+
+import pytest
+from channels.layers import channel_layers
+from django.db import connection
+
+from livefeed import hub
+from tests import servers
+
+
+@pytest.fixture(autouse=True)
+def _fresh_layers():
+    """Give every test new channel layers and hubs: each test runs its own event loop."""
+    yield
+    channel_layers.backends.clear()
+    hub._hubs.clear()
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    """A private redis-server for this test run, so no state leaks in from elsewhere."""
+    if not shutil.which("redis-server"):
+        pytest.fail("redis-server is not installed: run `bash scripts/test-deps.sh`.")
+    process = servers.redis_server()
+    yield f"redis://127.0.0.1:{process.port}/0"
+    process.stop()
+
+
+@pytest.fixture
+def redis_layer(redis_url, settings):
+    """Switch this process to the Redis layer the servers use."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
+            "CONFIG": {"hosts": [redis_url]},
+        }
+    }
+    channel_layers.backends.clear()
+    return redis_url
+
+
+@pytest.fixture
+def database_url(transactional_db):
+    """A URL of the test database that other processes can open."""
+    settings_dict = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{settings_dict['NAME']}"
+    user = settings_dict.get("USER") or ""
+    password = f":{settings_dict['PASSWORD']}" if settings_dict.get("PASSWORD") else ""
+    auth = f"{user}{password}@" if user else ""
+    host = settings_dict.get("HOST") or "127.0.0.1"
+    port = f":{settings_dict['PORT']}" if settings_dict.get("PORT") else ""
+    return f"postgres://{auth}{host}{port}/{settings_dict['NAME']}"
+
+
+@pytest.fixture
+def daphne_servers(database_url, redis_url):
+    """Start real daphne servers on free ports; all are stopped after the test."""
+    started: list[servers.Process] = []
+
+    def start(count: int = 1, **env: str) -> list[servers.Process]:
+        for _ in range(count):
+            started.append(servers.daphne(servers.server_env(database_url, redis_url, **env)))
+        return started[-count:]
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,117 @@
+"""Real processes for the tests: a private redis-server and daphne servers."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"Nothing listened on port {port} within {timeout} s")
+
+
+class Process:
+    """A child process in its own process group, logged to test-artifacts/."""
+
+    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None):
+        self.name, self.args, self.port, self.env = name, args, port, env
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> "Process":
+        ARTIFACTS.mkdir(exist_ok=True)
+        log = open(ARTIFACTS / f"{self.name}.log", "ab")  # noqa: SIM115 - lives with the process
+        self.process = subprocess.Popen(
+            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        log.close()
+        wait_for_port(self.port, self.process)
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(10)
+
+
+def redis_server() -> Process:
+    port = free_port()
+    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    return Process(f"redis-{port}", args, port).start()
+
+
+def daphne(env: dict[str, str], port: int | None = None) -> Process:
+    port = port or free_port()
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    return Process(f"daphne-{port}", args, port, env).start()
+
+
+def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL"}}
+    env.update(DJANGO_SETTINGS_MODULE="project.settings", DATABASE_URL=database_url, **extra)
+    if redis_url:
+        env["REDIS_URL"] = redis_url
+    return env
+
+
+class SSEClient:
+    """A blocking HTTP/1.1 client for a real server's event stream (http.client de-chunks)."""
+
+    def __init__(self, port: int, path: str = "/livefeed/stream/", headers: dict[str, str] | None = None):
+        import http.client
+
+        from tests.sse_parser import Parser
+
+        self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        self.connection.request("GET", path, headers=headers or {})
+        self.response = self.connection.getresponse()
+        self.parser = Parser()
+
+    def events(self, count: int, timeout: float = 10):
+        """Read until `count` events arrived in all; return them all."""
+        deadline = time.monotonic() + timeout
+        while len(self.parser.events) < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"got {len(self.parser.events)} of {count} events")
+            chunk = self.response.read1(65536)
+            if not chunk:
+                raise EOFError(f"stream ended after {len(self.parser.events)} of {count} events")
+            self.parser.feed(chunk)
+        return self.parser.events
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    """Run a manage.py command in its own process; return its output."""
+    result = subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=60
+    )
+    if result.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+    return result.stdout

@@ -1,0 +1,114 @@
+"""Drive the stream view through the real ASGI application, in-process.
+
+AsyncClient skips the view's cleanup and HttpCommunicator hangs on an infinite
+stream (DESIGN §6 trap 13), so this sends ASGI messages itself and ends with
+`http.disconnect`, as daphne does when a browser goes away.
+"""
+
+import asyncio
+import json
+from http.cookies import SimpleCookie
+
+from asgiref.testing import ApplicationCommunicator
+from django.conf import settings
+
+from livefeed.asgi import get_asgi_application
+from tests.sse_parser import Event, Parser
+
+
+class Stream:
+    def __init__(
+        self, path: str = "/livefeed/stream/", *, session_key: str | None = None, headers=(), client_buffer=0
+    ):
+        """client_buffer > 0 makes the client slow: the server's send() blocks once
+        that many messages wait unread, as it does when a TCP window fills."""
+        path, _, query = path.partition("?")
+        raw_headers = [(b"host", b"testserver"), *((k.encode(), v.encode()) for k, v in headers)]
+        if session_key:
+            raw_headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()))
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "GET",
+            "scheme": "http",
+            "path": path,
+            "raw_path": path.encode(),
+            "query_string": query.encode(),
+            "root_path": "",
+            "headers": raw_headers,
+            "client": ("127.0.0.1", 50000),
+            "server": ("testserver", 80),
+        }
+        self.communicator = ApplicationCommunicator(get_asgi_application(), scope)
+        if client_buffer:
+            self.communicator._output_queue = asyncio.Queue(client_buffer)
+        self.parser = Parser()
+        self.status: int | None = None
+        self.headers: dict[str, str] = {}
+        self.body = b""
+
+    async def open(self, timeout: float = 5) -> "Stream":
+        await self.communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        start = await self.communicator.receive_output(timeout)
+        assert start["type"] == "http.response.start", start
+        self.status = start["status"]
+        self.headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
+        return self
+
+    async def chunk(self, timeout: float = 5) -> bytes:
+        message = await self.communicator.receive_output(timeout)
+        assert message["type"] == "http.response.body", message
+        self.body += message.get("body", b"")
+        self.parser.feed(message.get("body", b""))
+        return message.get("body", b"")
+
+    async def json(self, timeout: float = 5) -> dict:
+        """Read a whole non-streaming answer (an error) as JSON."""
+        more = True
+        while more:
+            message = await self.communicator.receive_output(timeout)
+            self.body += message.get("body", b"")
+            more = message.get("more_body", False)
+        return json.loads(self.body)
+
+    async def events(self, count: int, timeout: float = 5) -> list[Event]:
+        """Read until `count` events have been dispatched in all; return them all."""
+        async with asyncio.timeout(timeout):
+            while len(self.parser.events) < count:
+                await self.chunk(timeout)
+        return self.parser.events
+
+    async def finish(self, timeout: float = 5) -> None:
+        """Read until the server ends the response by itself."""
+        more = True
+        while more:
+            message = await self.communicator.receive_output(timeout)
+            self.body += message.get("body", b"")
+            self.parser.feed(message.get("body", b""))
+            more = message.get("more_body", False)
+        await self.communicator.wait(timeout)
+
+    async def close(self, timeout: float = 5) -> None:
+        """Disconnect like a browser and wait for the application to finish."""
+        await self.communicator.send_input({"type": "http.disconnect"})
+        await self.communicator.wait(timeout)
+
+
+def session_for(user) -> str:
+    """Return the key of a saved session signed in as user."""
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.save()
+    return session.session_key
+
+
+def cookie_header(session_key: str) -> str:
+    cookie = SimpleCookie()
+    cookie[settings.SESSION_COOKIE_NAME] = session_key
+    return cookie.output(header="", sep="").strip()

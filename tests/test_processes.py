@@ -1,0 +1,64 @@
+"""Real processes: daphne servers sharing a private Redis, publishers in other processes."""
+
+import json
+
+import pytest
+from django.contrib.auth.models import User
+
+from livefeed.models import Event
+from tests import servers
+from tests.streams import cookie_header, session_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+
+def test_event_from_a_third_process_reaches_streams_on_two_servers(daphne_servers, database_url, redis_url):
+    alice = User.objects.create_user("alice", password="x")
+    cookie = {"Cookie": cookie_header(session_for(alice))}
+    first, second = daphne_servers(2)
+    streams = [servers.SSEClient(server.port, headers=cookie) for server in (first, second)]
+    for stream in streams:
+        assert stream.response.status == 200
+        assert stream.response.getheader("Content-Type") == "text/event-stream; charset=utf-8"
+    try:
+        env = servers.server_env(database_url, redis_url)
+        # Wait until both servers joined their groups: the first bytes come after that.
+        for stream in streams:
+            while "connected" not in stream.parser.comments:
+                stream.parser.feed(stream.response.read1(65536))
+        servers.manage(
+            env,
+            "shell",
+            "-c",
+            f"import livefeed; livefeed.publish('user.{alice.pk}', 'notification', {{'title': 'from the shell'}})",
+        )
+        received = [stream.events(1)[0] for stream in streams]
+    finally:
+        for stream in streams:
+            stream.close()
+    event_id = str(Event.objects.get().pk)
+    for event in received:
+        assert event.type == "notification"
+        assert json.loads(event.data) == {"title": "from the shell"}
+        assert event.last_event_id == event_id  # the same id on every process
+
+
+def test_reconnecting_to_the_other_server_replays_what_was_missed(daphne_servers, database_url, redis_url):
+    alice = User.objects.create_user("alice", password="x")
+    cookie = cookie_header(session_for(alice))
+    first, second = daphne_servers(2)
+    env = servers.server_env(database_url, redis_url)
+    stream = servers.SSEClient(first.port, headers={"Cookie": cookie})
+    while "connected" not in stream.parser.comments:
+        stream.parser.feed(stream.response.read1(65536))
+    publish = "import livefeed\nfor n in range({start}, {stop}): livefeed.publish('broadcast', 'tick', {{'n': n}})"
+    servers.manage(env, "shell", "-c", publish.format(start=0, stop=3))
+    seen = stream.events(3)
+    stream.close()
+    servers.manage(env, "shell", "-c", publish.format(start=3, stop=6))  # while disconnected
+    again = servers.SSEClient(second.port, headers={"Cookie": cookie, "Last-Event-ID": seen[-1].last_event_id})
+    try:
+        replayed = again.events(3)
+    finally:
+        again.close()
+    assert [json.loads(e.data)["n"] for e in seen + replayed] == list(range(6))

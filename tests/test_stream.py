@@ -1,0 +1,436 @@
+"""The stream view through the real ASGI application, in-process (DESIGN §3 "Stream")."""
+
+import asyncio
+import json
+import threading
+
+import pytest
+from asgiref.sync import async_to_sync, sync_to_async
+from django.contrib.auth.models import Group, User
+from django.test import override_settings
+
+import livefeed
+from livefeed import hub
+from livefeed.models import Event
+from tests.streams import Stream, session_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def run(scenario):
+    """Run an async scenario on a fresh loop, then stop that loop's hub."""
+
+    async def main():
+        try:
+            return await scenario()
+        finally:
+            current = hub._hubs.get(asyncio.get_running_loop())
+            if current:
+                await current.close()
+
+    return async_to_sync(main)()
+
+
+@pytest.fixture
+def alice():
+    user = User.objects.create_user("alice", password="x")
+    return user, session_for(user)
+
+
+@pytest.fixture
+def bob():
+    user = User.objects.create_user("bob", password="x")
+    return user, session_for(user)
+
+
+def publish(channel, event="notification", data=None):
+    return sync_to_async(livefeed.publish)(channel, event, data if data is not None else {"n": 1})
+
+
+def test_headers_and_first_bytes_arrive_at_once(alice):
+    async def scenario():
+        stream = await Stream(session_key=alice[1]).open()
+        first = await stream.chunk()
+        await stream.close()
+        return stream, first
+
+    stream, first = run(scenario)
+    assert stream.status == 200
+    assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
+    assert stream.headers["cache-control"] == "no-cache, no-transform"
+    assert stream.headers["x-accel-buffering"] == "no"
+    assert "connection" not in stream.headers  # hop-by-hop (DESIGN §6 trap 12)
+    assert first == b"retry: 3000\n: connected\n"
+
+
+def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
+    assert "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE
+
+    async def scenario():
+        stream = await Stream(session_key=alice[1], headers=[("accept-encoding", "gzip")]).open()
+        await stream.chunk()
+        await publish(f"user.{alice[0].pk}", data={"title": "plain"})
+        events = await stream.events(1)
+        await stream.close()
+        return stream, events
+
+    stream, events = run(scenario)
+    assert stream.headers.get("content-encoding", "identity") == "identity"
+    assert json.loads(events[0].data) == {"title": "plain"}
+
+
+def test_live_event_reaches_only_its_user(alice, bob):
+    async def scenario():
+        a = await Stream(session_key=alice[1]).open()
+        b = await Stream(session_key=bob[1]).open()
+        await a.chunk()
+        await b.chunk()
+        await publish(f"user.{alice[0].pk}", data={"title": "for alice"})
+        await publish("broadcast", data={"title": "for all"})
+        a_events = await a.events(2)
+        b_events = await b.events(1)
+        await a.close()
+        await b.close()
+        return a_events, b_events
+
+    a_events, b_events = run(scenario)
+    assert [json.loads(e.data)["title"] for e in a_events] == ["for alice", "for all"]
+    assert [json.loads(e.data)["title"] for e in b_events] == ["for all"]
+    assert all(e.type == "notification" for e in a_events)
+    ids = [int(e.last_event_id) for e in a_events]
+    assert ids == sorted(ids) and ids[0] == Event.objects.get(data__contains="for alice").pk
+
+
+def test_group_members_get_group_events(alice, bob):
+    staff = Group.objects.create(name="staff")
+    alice[0].groups.add(staff)
+
+    async def scenario():
+        a = await Stream(session_key=alice[1]).open()
+        b = await Stream(session_key=bob[1]).open()
+        await a.chunk()
+        await b.chunk()
+        await publish(f"group.{staff.pk}", data={"title": "staff only"})
+        await publish("broadcast", data={"title": "marker"})
+        a_events = await a.events(2)
+        b_events = await b.events(1)
+        await a.close()
+        await b.close()
+        return a_events, b_events
+
+    a_events, b_events = run(scenario)
+    assert [json.loads(e.data)["title"] for e in a_events] == ["staff only", "marker"]
+    assert [json.loads(e.data)["title"] for e in b_events] == ["marker"]
+
+
+@override_settings(LIVEFEED={"HEARTBEAT": 0.05})
+def test_heartbeat_comments_keep_an_idle_stream_alive(alice):
+    async def scenario():
+        stream = await Stream(session_key=alice[1]).open()
+        while stream.parser.comments.count("keep-alive") < 2:
+            await stream.chunk(timeout=2)
+        await stream.close()
+        return stream
+
+    stream = run(scenario)
+    assert stream.parser.events == []
+
+
+@pytest.mark.parametrize("how", ["header", "query"])
+def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, how):
+    user, key = alice
+    for n in range(5):
+        livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
+    livefeed.publish("job-9", "progress", {"other": "channel"})  # not this stream's
+    ids = list(Event.objects.filter(channel=f"user.{user.pk}").values_list("id", flat=True))
+
+    async def scenario():
+        path, headers = "/livefeed/stream/", []
+        if how == "header":
+            headers = [("last-event-id", str(ids[1]))]
+        else:
+            path += f"?lastEventId={ids[1]}"
+        stream = await Stream(path, session_key=key, headers=headers).open()
+        await stream.events(3)
+        await publish(f"user.{user.pk}", data={"n": 5})
+        events = await stream.events(4)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert [json.loads(e.data)["n"] for e in events] == [2, 3, 4, 5]
+    assert [int(e.last_event_id) for e in events][:3] == ids[2:]
+
+
+def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice):
+    """Subscribe, then replay: an event committed in between comes once."""
+    user, key = alice
+    livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
+    first = Event.objects.get().pk
+    from livefeed import views
+
+    original = views._replay
+
+    def replay_with_a_publish_in_between(channels, last_id):
+        livefeed.publish(f"user.{user.pk}", "notification", {"n": 1})  # live AND in the log
+        return original(channels, last_id)
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(first - 1))]).open()
+        await stream.events(2)
+        await publish(f"user.{user.pk}", data={"n": 2})
+        events = await stream.events(3)
+        await stream.close()
+        return events
+
+    views._replay = replay_with_a_publish_in_between
+    try:
+        events = run(scenario)
+    finally:
+        views._replay = original
+    assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
+
+
+def test_reset_when_the_id_is_older_than_the_log_keeps(alice):
+    user, key = alice
+    for n in range(3):
+        livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
+    newest = Event.objects.latest("id").pk
+    Event.objects.filter(pk__lt=newest).delete()  # pruned
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(newest - 2))]).open()
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    (event,) = run(scenario)
+    assert event.type == "reset"
+    assert json.loads(event.data) == {"reason": "expired"}
+    assert event.last_event_id == str(newest)
+
+
+@override_settings(LIVEFEED={"REPLAY_LIMIT": 2})
+def test_reset_when_more_was_missed_than_one_replay_sends(alice):
+    user, key = alice
+    for n in range(4):
+        livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
+    first = Event.objects.earliest("id").pk
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(first))]).open()
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    (event,) = run(scenario)
+    assert event.type == "reset" and json.loads(event.data) == {"reason": "too_many"}
+
+
+@pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 40, " ", "१२"])
+def test_malformed_last_event_id_is_treated_as_absent(alice, bad):
+    user, key = alice
+    livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", bad)]).open()
+        await stream.chunk()
+        await publish(f"user.{user.pk}", data={"n": 1})
+        events = await stream.events(1)
+        await stream.close()
+        return stream, events
+
+    stream, events = run(scenario)
+    assert stream.status == 200
+    assert [json.loads(e.data)["n"] for e in events] == [1]  # live only, nothing replayed
+
+
+def test_anonymous_user_gets_401_json():
+    async def scenario():
+        stream = await Stream().open()
+        return stream, await stream.json()
+
+    stream, body = run(scenario)
+    assert stream.status == 401
+    assert stream.headers["content-type"] == "application/json"
+    assert "Sign in" in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        ("channel=user.999", 403),
+        ("channel=secret-room", 403),
+        ("channel=bad%20name", 400),
+        ("channel=" + "a" * 91, 400),
+        ("channel=caf%C3%A9", 400),
+        ("channel=", 400),
+    ],
+)
+def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice, query, status):
+    async def scenario():
+        stream = await Stream(f"/livefeed/stream/?{query}", session_key=alice[1]).open()
+        return stream, await stream.json()
+
+    stream, body = run(scenario)
+    assert stream.status == status
+    assert body["error"]
+    assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
+
+
+def test_custom_channel_through_the_authorize_hook(alice, settings):
+    settings.LIVEFEED = {"AUTHORIZE": "tests.test_stream.only_jobs"}
+
+    async def scenario():
+        denied = await Stream("/livefeed/stream/?channel=payroll", session_key=alice[1]).open()
+        stream = await Stream("/livefeed/stream/?channel=job-42", session_key=alice[1]).open()
+        await stream.chunk()
+        await publish("job-42", "progress", {"done": 3})
+        events = await stream.events(1)
+        await stream.close()
+        return denied.status, events
+
+    status, events = run(scenario)
+    assert status == 403
+    assert (events[0].type, json.loads(events[0].data)) == ("progress", {"done": 3})
+
+
+def only_jobs(user, channel):
+    return channel.startswith("job-")
+
+
+def test_post_is_405(alice):
+    async def scenario():
+        stream = Stream(session_key=alice[1])
+        stream.communicator.scope["method"] = "POST"
+        await stream.open()
+        return stream.status
+
+    assert run(scenario) == 405
+
+
+@override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 2, "MAX_STREAMS": 3})
+def test_stream_caps_answer_429_then_503(alice, bob):
+    async def scenario():
+        opened = [await Stream(session_key=alice[1]).open() for _ in range(2)]
+        third_of_alice = await Stream(session_key=alice[1]).open()
+        opened.append(await Stream(session_key=bob[1]).open())
+        second_of_bob = await Stream(session_key=bob[1]).open()
+        for stream in opened:
+            await stream.close()
+        return third_of_alice, second_of_bob
+
+    third_of_alice, second_of_bob = run(scenario)
+    assert third_of_alice.status == 429
+    assert second_of_bob.status == 503
+    assert second_of_bob.headers["retry-after"] == "5"
+
+
+def test_disconnect_releases_queue_and_group_membership(alice):
+    async def scenario():
+        stream = await Stream(f"/livefeed/stream/?channel=user.{alice[0].pk}", session_key=alice[1]).open()
+        await stream.chunk()
+        current = hub.get_hub()
+        layer = current.layer
+        during = (len(current.streams), set(current.readers), dict(current.per_user))
+        members_during = {g for g, members in layer.groups.items() if current.channel_name in members}
+        await stream.close()
+        after = (len(current.streams), set(current.readers), dict(current.per_user))
+        members_after = {g for g, members in layer.groups.items() if current.channel_name in members}
+        return during, members_during, after, members_after
+
+    during, members_during, after, members_after = run(scenario)
+    assert during[0] == 1 and during[1] == {f"user.{alice[0].pk}", "broadcast"}
+    assert members_during == {f"livefeed.user.{alice[0].pk}", "livefeed.broadcast"}
+    assert after == (0, set(), {})
+    assert members_after == set()
+
+
+def test_one_layer_subscription_per_channel_however_many_streams(alice):
+    async def scenario():
+        streams = [await Stream(session_key=alice[1]).open() for _ in range(5)]
+        for stream in streams:
+            await stream.chunk()
+        current = hub.get_hub()
+        members = len(current.layer.groups["livefeed.broadcast"])
+        await publish("broadcast", data={"all": True})
+        received = [await stream.events(1) for stream in streams]
+        for stream in streams:
+            await stream.close()
+        return members, received
+
+    members, received = run(scenario)
+    assert members == 1
+    assert all(json.loads(events[0].data) == {"all": True} for events in received)
+
+
+def test_slow_stream_is_closed_and_catches_up_from_the_log(alice, settings):
+    settings.LIVEFEED = {"QUEUE_SIZE": 3}
+    user, key = alice
+
+    async def scenario():
+        stream = await Stream(session_key=key, client_buffer=1).open()
+        for n in range(10):  # the client reads nothing meanwhile
+            await publish(f"user.{user.pk}", data={"n": n})
+        # What was queued arrives, then the server ends the stream so the client reconnects.
+        await stream.finish()
+        assert 0 < len(stream.parser.events) < 10
+        last = stream.parser.last_event_id
+        again = await Stream(session_key=key, headers=[("last-event-id", last)]).open()
+        await again.events(10 - len(stream.parser.events))
+        await again.close()
+        return stream.parser.events + again.parser.events
+
+    events = run(scenario)
+    assert [json.loads(e.data)["n"] for e in events] == list(range(10))
+
+
+def test_rolled_back_publish_reaches_no_one(alice):
+    from django.db import transaction
+
+    user, key = alice
+
+    def publish_then_roll_back():
+        with pytest.raises(RuntimeError), transaction.atomic():
+            livefeed.publish(f"user.{user.pk}", "notification", {"n": "rolled back"})
+            raise RuntimeError
+
+    async def scenario():
+        stream = await Stream(session_key=key).open()
+        await stream.chunk()
+        await sync_to_async(publish_then_roll_back)()
+        await publish(f"user.{user.pk}", data={"n": "committed"})
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert [json.loads(e.data)["n"] for e in events] == ["committed"]
+    assert Event.objects.count() == 1
+
+
+def test_streams_share_one_thread_not_one_each(alice):
+    async def scenario():
+        before = threading.active_count()
+        streams = [await Stream(session_key=alice[1]).open() for _ in range(20)]
+        for stream in streams:
+            await stream.chunk()
+        during = threading.active_count()
+        for stream in streams:
+            await stream.close()
+        return before, during
+
+    before, during = run(scenario)
+    assert during - before <= 2  # the shared stream thread, not 20 (DESIGN §6 trap 9)
+
+
+def test_publish_validates_its_input():
+    with pytest.raises(ValueError, match="Invalid channel"):
+        livefeed.publish("bad name", "x", {})
+    with pytest.raises(ValueError, match="CR, LF or NUL"):
+        livefeed.publish("ok", "bad\nevent", {})
+    with pytest.raises(ValueError, match="MAX_PAYLOAD"):
+        livefeed.publish("ok", "big", "x" * 70_000)
+    with pytest.raises(TypeError):
+        livefeed.publish("ok", "x", object())
+    assert Event.objects.count() == 0
