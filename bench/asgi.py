@@ -1,0 +1,22 @@
+"""The demo's ASGI application plus /__bench__/stats (asyncio tasks, threads) for bench.run."""
+
+import asyncio
+import json
+import os
+import threading
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+from project.asgi import application as django_application  # noqa: E402
+
+STATS_PATH = "/__bench__/stats"
+
+
+async def application(scope: dict, receive, send) -> None:
+    if scope["type"] == "http" and scope["path"] == STATS_PATH:
+        body = json.dumps({"tasks": len(asyncio.all_tasks()), "threads": threading.active_count()}).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return
+    await django_application(scope, receive, send)

@@ -1,0 +1,251 @@
+"""A load-generating process: holds many SSE streams on raw asyncio sockets.
+
+Driven by bench.run over stdin/stdout, one JSON line per command:
+  {"cmd": "connect", "resume": false, "concurrency": 1000, "timeout": 30}
+  {"cmd": "expect", "seqs": [0, 1], "own": false}   (before the events are sent)
+  {"cmd": "collect", "timeout": 30}                  (wait for them, report)
+  {"cmd": "close"} / {"cmd": "stats"} / {"cmd": "exit"}
+The first line is the setup: {"port", "path", "cookie", "sessions": [[key, index], ...]}.
+Each event's data carries {"seq", "t"} with t on time.monotonic(), a clock
+shared by every process of the machine, so latency needs no clock sync.
+"""
+
+import asyncio
+import json
+import resource
+import sys
+import time
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+class Stream(asyncio.Protocol):
+    """One SSE response over HTTP/1.1 chunked encoding, parsed as it arrives."""
+
+    def __init__(self, bench: "Client", index: int, request: bytes) -> None:
+        self.bench, self.index, self.request = bench, index, request
+        self.opened: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.transport: asyncio.Transport | None = None
+        self.head = b""
+        self.body = bytearray()
+        self.text = b""
+        self.status = 0
+        self.last_id = ""
+        self.seen: dict[int, int] = {}  # seq -> times received since the last collect
+        self.done_at: float | None = None
+        self.want: set[int] = {index} if bench.own else set(bench.seqs)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        transport.write(self.request)  # type: ignore[attr-defined]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.opened.done():
+            self.opened.set_exception(ConnectionError(f"closed before headers: {exc}"))
+        self.bench.open.discard(self)
+
+    def data_received(self, data: bytes) -> None:
+        if not self.status:
+            self.head += data
+            end = self.head.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            self.status = int(self.head[9:12])
+            data, self.head = self.head[end + 4 :], b""
+            if not self.opened.done():
+                self.opened.set_result(self.status)
+        self.body += data
+        self._dechunk()
+
+    def _dechunk(self) -> None:
+        body, pos = self.body, 0
+        while True:
+            eol = body.find(b"\r\n", pos)
+            if eol < 0:
+                break
+            size = int(body[pos:eol], 16)
+            if size == 0:
+                self.transport.close()
+                break
+            end = eol + 2 + size
+            if len(body) < end + 2:
+                break
+            self._sse(bytes(body[eol + 2 : end]))
+            pos = end + 2
+        del body[:pos]
+
+    def _sse(self, chunk: bytes) -> None:
+        blocks = (self.text + chunk).split(b"\n\n")
+        self.text = blocks.pop()
+        now = time.monotonic()
+        for block in blocks:
+            if block.startswith(b":"):
+                self.bench.heartbeats += block.count(b": keep-alive")
+                continue
+            data, event = b"", b"message"
+            for line in block.split(b"\n"):
+                if line.startswith(b"data: "):
+                    data = line[6:]
+                elif line.startswith(b"id: "):
+                    self.last_id = line[4:].decode()
+                elif line.startswith(b"event: "):
+                    event = line[7:]
+            if event != b"bench":
+                self.bench.other_events[event.decode()] = self.bench.other_events.get(event.decode(), 0) + 1
+                continue
+            payload = json.loads(data)
+            self._deliver(payload["seq"], now - payload["t"])
+
+    def _deliver(self, seq: int, latency: float) -> None:
+        count = self.seen.get(seq, 0)
+        self.seen[seq] = count + 1
+        if count:
+            self.bench.duplicates += 1
+            return
+        if seq not in self.want:
+            self.bench.unexpected += 1
+            return
+        self.bench.latencies.append(round(latency * 1000, 3))
+        if self.done_at is None and len(self.want.intersection(self.seen)) == len(self.want):
+            self.done_at = time.monotonic()
+            self.bench.completed += 1
+
+
+class Client:
+    def __init__(self, setup: dict) -> None:
+        self.port, self.path, self.cookie = setup["port"], setup["path"], setup["cookie"]
+        self.sessions = setup["sessions"]
+        self.streams: list[Stream] = []
+        self.open: set[Stream] = set()
+        self.latencies: list[float] = []
+        self.other_events: dict[str, int] = {}
+        self.heartbeats = self.duplicates = self.unexpected = self.completed = 0
+        self.seqs: list[int] = []
+        self.own = False
+        self.since = time.monotonic()
+        self.cpu = _cpu()
+
+    def _request(self, key: str, last_id: str) -> bytes:
+        lines = [
+            f"GET {self.path} HTTP/1.1",
+            f"Host: 127.0.0.1:{self.port}",
+            "Accept: text/event-stream",
+            f"Cookie: {self.cookie}={key}",
+        ]
+        if last_id:
+            lines.append(f"Last-Event-ID: {last_id}")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    async def connect(self, resume: bool, concurrency: int, timeout: float) -> dict:
+        loop = asyncio.get_running_loop()
+        old = {s.index: s.last_id for s in self.streams}
+        gate = asyncio.Semaphore(concurrency)
+        statuses: dict[str, int] = {}
+        self.streams = []
+
+        async def one(key: str, index: int) -> None:
+            stream = Stream(self, index, self._request(key, old.get(index, "") if resume else ""))
+            self.streams.append(stream)
+            async with gate:
+                try:
+                    async with asyncio.timeout(timeout):
+                        await loop.create_connection(lambda: stream, "127.0.0.1", self.port)
+                        status = await stream.opened
+                except (OSError, TimeoutError) as error:
+                    status = type(error).__name__
+                    if stream.transport:
+                        stream.transport.abort()
+                statuses[str(status)] = statuses.get(str(status), 0) + 1
+                if status == 200:
+                    self.open.add(stream)
+                elif stream.transport:
+                    stream.transport.close()
+
+        cpu, start = _cpu(), time.monotonic()
+        await asyncio.gather(*(one(key, index) for key, index in self.sessions))
+        return {"statuses": statuses, "seconds": time.monotonic() - start, "cpu": _cpu() - cpu}
+
+    def expect(self, seqs: list[int], own: bool) -> dict:
+        """Start a phase: each stream wants these seqs (or its own index)."""
+        self.seqs, self.own = seqs, own
+        self.since, self.cpu = time.monotonic(), _cpu()
+        self.completed = 0
+        for stream in self.streams:
+            stream.want = {stream.index} if own else set(seqs)
+            stream.seen, stream.done_at = {}, None
+        self.latencies, self.duplicates, self.unexpected = [], 0, 0
+        return {"ok": True}
+
+    async def collect(self, timeout: float) -> dict:
+        """Wait until every open stream has its expected events, or timeout."""
+        deadline = time.monotonic() + timeout
+        while self.completed < len(self.open) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        return self._report(self.since, self.cpu)
+
+    def _report(self, start: float, cpu: float) -> dict:
+        expected = delivered = 0
+        done_times = []
+        for stream in self.streams:
+            expected += len(stream.want)
+            delivered += len(stream.want.intersection(stream.seen))
+            if stream.done_at is not None:
+                done_times.append(stream.done_at - start)
+        report = {
+            "expected": expected,
+            "delivered": delivered,
+            "duplicates": self.duplicates,
+            "unexpected": self.unexpected,
+            "latencies": self.latencies,
+            "done_max": max(done_times, default=None),
+            "open": len(self.open),
+            "heartbeats": self.heartbeats,
+            "other_events": self.other_events,
+            "cpu": _cpu() - cpu,
+        }
+        return report
+
+    def close(self) -> dict:
+        for stream in list(self.open):
+            stream.transport.close()
+        self.open.clear()
+        return {"closed": True}
+
+    def stats(self) -> dict:
+        heartbeats, self.heartbeats = self.heartbeats, 0
+        return {"open": len(self.open), "heartbeats": heartbeats, "cpu_total": _cpu()}
+
+
+async def main() -> None:
+    loop = asyncio.get_running_loop()
+
+    def read() -> dict:
+        return json.loads(sys.stdin.readline() or '{"cmd": "exit"}')
+
+    client = Client(await loop.run_in_executor(None, read))
+    while True:
+        command = await loop.run_in_executor(None, read)
+        name = command.pop("cmd")
+        if name == "exit":
+            client.close()
+            break
+        if name == "connect":
+            reply = await client.connect(**command)
+        elif name == "expect":
+            reply = client.expect(**command)
+        elif name == "collect":
+            reply = await client.collect(**command)
+        elif name == "close":
+            reply = client.close()
+        else:
+            reply = client.stats()
+        sys.stdout.write(json.dumps(reply) + "\n")
+        sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
+    asyncio.run(main())

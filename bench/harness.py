@@ -1,0 +1,178 @@
+"""The processes of one benchmark run: Redis, a database, one server, load clients, the publisher."""
+
+import http.client
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import fixtures, procstat, targets
+from tests import servers
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def raise_file_limit() -> None:
+    """Lift the soft open-files limit to the hard one; children inherit it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+class Harness:
+    def __init__(self, args) -> None:
+        self.args = args
+        self.redis: servers.Process | None = None
+        self.server: servers.Process | None = None
+        self.clients: list[subprocess.Popen] = []
+        self.db_name = ""
+        self.profiler: subprocess.Popen | None = None
+
+    # Setup and teardown --------------------------------------------------------
+
+    def start(self) -> None:
+        raise_file_limit()
+        self.redis = servers.redis_server()
+        self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
+        self.database_url, self.db_name = fixtures.create_database(self.args.db)
+        os.environ.update(
+            DATABASE_URL=self.database_url,
+            REDIS_URL=self.redis_url,
+            DJANGO_SETTINGS_MODULE="bench.settings",
+            LIVEFEED_HEARTBEAT=str(self.args.heartbeat),
+        )
+        import django
+
+        django.setup()
+        started = time.monotonic()
+        # One spare user warms the server up before anything is measured.
+        self.sessions = fixtures.populate(self.args.streams + 1)
+        self.setup_seconds = time.monotonic() - started
+        self.target = targets.get(self.args.target, self)
+        self.server = self.target.start_server(dict(os.environ))
+        self.pid = self.server.process.pid
+        self.target.warm_up(self.sessions[-1])
+        self._start_clients(self.sessions[:-1])
+
+    def _start_clients(self, sessions: list[tuple[str, int]]) -> None:
+        count = self.args.clients
+        for number in range(count):
+            mine = [[key, index] for index, (key, _pk) in enumerate(sessions) if index % count == number]
+            process = subprocess.Popen(
+                [sys.executable, "-m", "bench.client"],
+                cwd=ROOT,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+            )
+            setup = {"port": self.server.port, "path": self.target.path, "cookie": self.target.cookie}
+            process.stdin.write(json.dumps({**setup, "sessions": mine}) + "\n")
+            process.stdin.flush()
+            self.clients.append(process)
+
+    def stop(self) -> None:
+        self.stop_profile()
+        for process in self.clients:
+            if process.poll() is None:
+                try:
+                    process.stdin.write('{"cmd": "exit"}\n')
+                    process.stdin.flush()
+                    process.wait(10)
+                except (OSError, subprocess.TimeoutExpired):
+                    process.kill()
+        from django.db import connections
+
+        connections.close_all()
+        for process in (self.server, self.redis):
+            if process:
+                process.stop()
+        if self.db_name:
+            fixtures.drop_database(self.args.db, self.db_name)
+
+    # Talking to the load clients -----------------------------------------------
+
+    def command(self, name: str, **fields) -> list[dict]:
+        """Send one command to every client, then return their replies."""
+        line = json.dumps({"cmd": name, **fields}) + "\n"
+        for process in self.clients:
+            process.stdin.write(line)
+            process.stdin.flush()
+        replies = []
+        for process in self.clients:
+            reply = process.stdout.readline()
+            if not reply:
+                raise RuntimeError(f"Load client {process.pid} died (exit {process.poll()})")
+            replies.append(json.loads(reply))
+        return replies
+
+    def client_cpu(self) -> float:
+        return sum(reply["cpu_total"] for reply in self.command("stats"))
+
+    # Measuring the server ------------------------------------------------------
+
+    def snapshot(self) -> dict:
+        """Return the server's CPU, RSS, threads, asyncio tasks and DB connections now."""
+        snap = {"t": time.monotonic(), "cpu": procstat.cpu_seconds(self.pid), **procstat.status(self.pid)}
+        snap["tasks"] = self.target.task_count()
+        snap["db_connections"] = self._db_connections()
+        return snap
+
+    def _db_connections(self) -> int:
+        if self.args.db == "sqlite":
+            return procstat.open_files(self.pid, self.db_name)
+        from django.db import connection
+
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [self.db_name],
+            )
+            return cursor.fetchone()[0]
+
+    def fetch_stats(self) -> dict | None:
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+        try:
+            connection.request("GET", "/__bench__/stats")
+            response = connection.getresponse()
+            return json.loads(response.read()) if response.status == 200 else None
+        except (OSError, ValueError):
+            return None
+        finally:
+            connection.close()
+
+    def start_profile(self, label: str) -> None:
+        """Sample the server with py-spy into bench/results/<label>.txt (collapsed stacks)."""
+        if not self.args.profile:
+            return
+        out = ROOT / "bench" / "results" / f"{label}.txt"
+        out.parent.mkdir(exist_ok=True)
+        spy = Path(sys.executable).parent / "py-spy"
+        self.profiler = subprocess.Popen(
+            [str(spy), "record", "--pid", str(self.pid), "--rate", "200", "--format", "raw", "-o", str(out)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(1)  # py-spy attaches
+
+    def stop_profile(self) -> None:
+        if self.profiler and self.profiler.poll() is None:
+            self.profiler.send_signal(2)  # SIGINT: py-spy writes its file and exits
+            self.profiler.wait(30)
+        self.profiler = None
+
+
+def raw_get(port: int, path: str, cookie: str, read_until: bytes = b"\r\n\r\n") -> bytes:
+    """Open a stream once on a plain socket, read its first bytes, close it (warm-up)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nCookie: {cookie}\r\n\r\n".encode())
+        data = b""
+        while read_until not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        return data

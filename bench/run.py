@@ -1,0 +1,59 @@
+"""Run one benchmark scenario end to end and print one JSON line.
+
+    .venv/bin/python -m bench.run --scenario broadcast --streams 1000
+
+Starts a private redis-server, a fresh database with N users and sessions, ONE
+server process, load clients in their own processes, and publishes from this
+process. See bench/README.md.
+"""
+
+import argparse
+import json
+import sys
+import time
+
+from bench.harness import Harness
+from bench.scenarios import SCENARIOS, connect
+from bench.targets import TARGETS
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scenario", choices=SCENARIOS, default="broadcast")
+    parser.add_argument("--target", choices=TARGETS, default="livefeed")
+    parser.add_argument("--streams", type=int, default=1000, help="open streams, one user each")
+    parser.add_argument("--clients", type=int, default=0, help="load processes (default: 1 per 2,500 streams)")
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    parser.add_argument("--heartbeat", type=float, default=15.0, help="server heartbeat, seconds")
+    parser.add_argument("--duration", type=float, default=30.0, help="idle: seconds to watch")
+    parser.add_argument("--concurrency", type=int, default=1000, help="connects in flight per client")
+    parser.add_argument("--timeout", type=float, default=30.0, help="bound on each connect/collect wait")
+    parser.add_argument("--profile", action="store_true", help="py-spy the server into bench/results/")
+    args = parser.parse_args(argv)
+    if args.clients <= 0:
+        args.clients = max(1, min(4, -(-args.streams // 2500)))
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(argv)
+    harness = Harness(args)
+    started = time.monotonic()
+    result = {"target": args.target, "scenario": args.scenario, "streams": args.streams, "db": args.db}
+    try:
+        harness.start()
+        cpu = harness.client_cpu()
+        result.update(connect(harness))
+        result.update(SCENARIOS[args.scenario](harness))
+        result["client_processes"] = args.clients
+        result["client_cpu_s"] = round(harness.client_cpu() - cpu, 2)
+        result["setup_s"] = round(harness.setup_seconds, 1)
+    finally:
+        harness.stop()
+    result["elapsed_s"] = round(time.monotonic() - started, 1)
+    sys.stdout.write(json.dumps(result) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The servers a scenario can run against: livefeed on daphne, and its peers (bench/peers/)."""
+
+import sys
+
+from tests import servers
+
+_BACKLOG = 4096  # Twisted listens with a backlog of 50 unless told (a connect storm overflows it)
+
+
+class Livefeed:
+    """livefeed's stream view on one daphne process with the Redis pub/sub layer."""
+
+    name = "livefeed"
+    path = "/livefeed/stream/"
+    cookie = "sessionid"
+
+    def __init__(self, harness) -> None:
+        self.harness = harness
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = free = servers.free_port()
+        endpoint = f"tcp:port={free}:interface=127.0.0.1:backlog={_BACKLOG}"
+        args = [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, "bench.asgi:application"]
+        self.server = servers.Process(f"bench-daphne-{port}", args, port, env).start()
+        return self.server
+
+    def warm_up(self, session: tuple[str, int]) -> None:
+        from bench.harness import raw_get
+
+        raw_get(self.server.port, self.path, f"{self.cookie}={session[0]}", b"connected")
+        # The publisher's first send opens its Redis connection: not part of any latency.
+        self.publish("bench-warm-up", {"seq": -1, "t": 0})
+
+    def task_count(self) -> int | None:
+        stats = self.harness.fetch_stats()
+        return stats["tasks"] if stats else None
+
+    def publish(self, channel: str, data: dict) -> None:
+        import livefeed
+
+        livefeed.publish(channel, "bench", data)
+
+    def user_channel(self, pk: int) -> str:
+        return f"user.{pk}"
+
+    def broadcast_channel(self) -> str:
+        return "broadcast"
+
+
+TARGETS = {"livefeed": Livefeed}
+
+
+def get(name: str, harness):
+    return TARGETS[name](harness)
