@@ -9,6 +9,7 @@ process. See bench/README.md.
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 
@@ -40,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     harness = Harness(args)
     started = time.monotonic()
     result = {"target": args.target, "scenario": args.scenario, "streams": args.streams, "db": args.db}
+    result["revision"] = _revision()
     try:
         harness.start()
         cpu = harness.client_cpu()
@@ -53,6 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     result["elapsed_s"] = round(time.monotonic() - started, 1)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
+
+
+def _revision() -> str:
+    """Return the commit the engine ran from, "+dirty" when livefeed/ had uncommitted edits."""
+    head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "diff", "--quiet", "HEAD", "--", "livefeed"], capture_output=True).returncode
+    return head + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

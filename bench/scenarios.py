@@ -10,9 +10,11 @@ INTERVAL = 0.05  # seconds between them
 
 def connect(h: Harness) -> dict:
     """Open every stream; return the connect measurements."""
+    h.start_profile(f"{h.target.name}-connect-{h.args.streams}")
     before = h.snapshot()
     replies = h.command("connect", resume=False, concurrency=h.args.concurrency, timeout=h.args.timeout)
     after = h.snapshot()
+    h.stop_profile()
     time.sleep(0.5)  # let the server settle before counting what it holds
     held = h.snapshot()
     return {
