@@ -26,8 +26,10 @@ def summarise(path: str, top: int, grep: str = "") -> str:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     total = 0
-    for line in open(path, encoding="utf-8"):
-        stack, _, count = line.rstrip("\n").rpartition(" ")
+    with open(path, encoding="utf-8") as lines_in:
+        rows = lines_in.read().splitlines()
+    for line in rows:
+        stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
         samples = int(count)
