@@ -1,5 +1,5 @@
 """Live in-app notifications and server events for Django over Server-Sent Events."""
 
-from livefeed.api import apublish, publish
+from livefeed.api import anotify, apublish, notify, publish
 
-__all__ = ["apublish", "publish"]
+__all__ = ["anotify", "apublish", "notify", "publish"]

@@ -1,7 +1,17 @@
 from django.apps import AppConfig
+from django.db.models.signals import m2m_changed, post_save
 
 
 class LivefeedConfig(AppConfig):
     name = "livefeed"
     verbose_name = "Live feed"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from livefeed import signals
+        from livefeed.models import Notification
+
+        post_save.connect(signals.notification_saved, sender=Notification, dispatch_uid="livefeed_saved")
+        m2m_changed.connect(
+            signals.recipients_added, sender=Notification.recipients.through, dispatch_uid="livefeed_added"
+        )

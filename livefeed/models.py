@@ -1,5 +1,15 @@
+import datetime
+from collections.abc import Iterable
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class EventQuerySet(models.QuerySet):
@@ -35,3 +45,158 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}/{self.event} #{self.pk}"
+
+
+def validate_link(value: str) -> None:
+    """Refuse links a browser would run as script ("javascript:…"): the widget renders them as hrefs."""
+    if value and not value.startswith(("/", "http://", "https://")):
+        raise ValidationError("Use a path starting with '/' or an http(s):// URL.", code="invalid_link")
+
+
+class Notification(models.Model):
+    """One message for an audience; each recipient's read state is a Delivery row.
+
+    A group or everyone notification keeps its audience here and goes out as one
+    live event on the group/broadcast channel; see livefeed.signals.
+    """
+
+    class Level(models.TextChoices):
+        INFO = "info", _("info")
+        SUCCESS = "success", _("success")
+        WARNING = "warning", _("warning")
+        ERROR = "error", _("error")
+
+    class Audience(models.TextChoices):
+        USERS = "user", _("users")
+        GROUP = "group", _("group")
+        EVERYONE = "everyone", _("everyone")
+
+    title = models.CharField(_("title"), max_length=200)
+    body = models.TextField(_("body"), blank=True)
+    level = models.CharField(_("level"), max_length=10, choices=Level, default=Level.INFO)
+    url = models.CharField(_("link"), max_length=500, blank=True, validators=[validate_link])
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("actor")
+    )
+    data = models.JSONField(_("data"), default=dict, blank=True, encoder=DjangoJSONEncoder)
+    audience = models.CharField(_("audience"), max_length=10, choices=Audience, default=Audience.USERS)
+    group = models.ForeignKey(
+        "auth.Group", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("group")
+    )
+    recipients = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Delivery", related_name="livefeed_notifications", blank=True
+    )
+    created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        permissions = [("send_to_everyone", "Can send notifications to everyone")]
+
+    def __str__(self) -> str:
+        return self.title
+
+    def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+        """Return the `notification` event's data (DESIGN §3); the inbox API reuses it."""
+        return {
+            "id": self.pk,
+            "title": self.title,
+            "body": self.body,
+            "level": self.level,
+            "url": self.url,
+            "created_at": _iso(self.created_at),
+            "unread_count": unread_count,
+            "unseen_count": unseen_count,
+            "data": self.data or {},
+        }
+
+
+def _iso(moment: datetime.datetime | None) -> str | None:
+    # The same text DjangoJSONEncoder writes ("…T08:00:00.123Z"), so events and inbox agree.
+    return None if moment is None else DjangoJSONEncoder().default(moment)
+
+
+class DeliveryQuerySet(models.QuerySet):
+    def inbox(self, user: Any) -> "DeliveryQuerySet":
+        """Return user's deliveries that are not archived, newest first."""
+        return self.filter(user=user, archived_at__isnull=True).order_by("-notification_id")
+
+    def counts(self, user_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
+        """Return {user_id: {"unread_count": n, "unseen_count": n}} in one query."""
+        result = {pk: {"unread_count": 0, "unseen_count": 0} for pk in user_ids}
+        rows = (
+            self.filter(user__in=list(result), archived_at__isnull=True)
+            .values("user")
+            .annotate(
+                unread_count=models.Count("pk", filter=models.Q(read_at__isnull=True)),
+                unseen_count=models.Count("pk", filter=models.Q(seen_at__isnull=True)),
+            )
+            .order_by()
+        )
+        for row in rows:
+            result[row.pop("user")] = row
+        return result
+
+    def mark_read(self) -> int:
+        """Mark these deliveries read (and so seen) now; return how many changed."""
+        now = timezone.now()
+        return self.filter(read_at__isnull=True).update(read_at=now, seen_at=Coalesce("seen_at", models.Value(now)))
+
+    def mark_seen(self) -> int:
+        """Mark these deliveries seen now; return how many changed."""
+        return self.filter(seen_at__isnull=True).update(seen_at=timezone.now())
+
+    def archive(self) -> int:
+        """Hide these deliveries from the inbox and its counts; return how many changed."""
+        return self.filter(archived_at__isnull=True).update(archived_at=timezone.now())
+
+    def fan_out(self, notification: Notification) -> int:
+        """Create the rows of a group or everyone notification in bulk; return how many.
+
+        bulk_create sends no per-row signals: 10,000 recipients are one insert
+        per batch, and the live event goes out once for the whole audience.
+        """
+        users = get_user_model()._default_manager.filter(is_active=True)
+        if notification.audience == Notification.Audience.GROUP:
+            users = users.filter(groups=notification.group_id)
+        rows = [
+            self.model(notification_id=notification.pk, user_id=pk)
+            for pk in users.values_list("pk", flat=True).order_by().iterator(chunk_size=2000)
+        ]
+        return len(self.bulk_create(rows, batch_size=2000))
+
+
+class Delivery(models.Model):
+    """One notification in one user's inbox, with that user's read state."""
+
+    notification = models.ForeignKey(Notification, models.CASCADE, related_name="deliveries")
+    # No index of its own: the unique constraint below starts with user.
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+", db_index=False)
+    read_at = models.DateTimeField(null=True, blank=True)
+    seen_at = models.DateTimeField(null=True, blank=True)
+    archived_at = models.DateTimeField(null=True, blank=True)
+
+    objects = DeliveryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("delivery")
+        verbose_name_plural = _("deliveries")
+        constraints = [
+            models.UniqueConstraint(fields=["user", "notification"], name="livefeed_delivery_unique"),
+        ]
+        indexes = [
+            # A user's unread badge and "unread, newest first" list.
+            models.Index(
+                fields=["user", "-notification"],
+                condition=models.Q(read_at__isnull=True, archived_at__isnull=True),
+                name="livefeed_delivery_unread",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.notification_id} → {self.user_id}"
+
+    def item(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+        """Return the inbox API's entry: the event data plus this reader's read_at."""
+        data = self.notification.event_data(unread_count, unseen_count)
+        return data | {"read_at": _iso(self.read_at)}

@@ -1,0 +1,39 @@
+"""Model signals -> live events, so every way of saving a notification delivers it alike.
+
+Events go out on commit of the whole unit of work, when the delivery rows
+exist: notify() saves the row, then adds its recipients, in one transaction.
+"""
+
+from functools import partial
+from typing import Any
+
+from django.db import transaction
+
+from livefeed.api import announce
+from livefeed.models import Delivery, Notification
+
+
+def notification_saved(
+    sender: type, instance: Notification, created: bool, raw: bool, using: str, **kwargs: Any
+) -> None:
+    """Give a new group or everyone notification its delivery rows; announce it on commit."""
+    if not created or raw or instance.audience == Notification.Audience.USERS:
+        return  # a users notification is announced as its recipients are added
+    with transaction.atomic(using=using):
+        Delivery.objects.using(using).fan_out(instance)
+        # robust: the row is committed whatever the layer does, and the event
+        # log (written before the send) lets streams catch up.
+        transaction.on_commit(partial(announce, instance), using=using, robust=True)
+
+
+def recipients_added(
+    sender: type, instance: Any, action: str, reverse: bool, pk_set: set | None, using: str, **kwargs: Any
+) -> None:
+    """Announce a notification to the users just added as its recipients, on commit."""
+    if action != "post_add" or not pk_set:
+        return
+    if reverse:  # user.livefeed_notifications.add(...): instance is the user
+        for notification in Notification.objects.using(using).filter(pk__in=pk_set):
+            transaction.on_commit(partial(announce, notification, [instance.pk]), using=using, robust=True)
+    else:
+        transaction.on_commit(partial(announce, instance, sorted(pk_set)), using=using, robust=True)
