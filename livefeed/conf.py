@@ -28,6 +28,9 @@ DEFAULTS: dict[str, Any] = {
     "AUTHORIZE": None,
     # Let anonymous users open a stream (broadcast and authorized custom channels).
     "ALLOW_ANONYMOUS": False,
+    # Seconds between the hub's sweeps of the event log for events the channel
+    # layer lost (Redis restarts); such an event arrives this much late.
+    "RECOVERY_INTERVAL": 2.0,
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
 }

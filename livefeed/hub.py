@@ -8,6 +8,7 @@ SSE bytes once. Modelled on channels_redis.pubsub: a dict of channel -> readers,
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 import weakref
@@ -15,7 +16,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from livefeed import conf, sse
+from livefeed import conf, eventlog, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -62,6 +63,10 @@ class Hub:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._joined_at = time.monotonic()
+        # Every event up to `floor` was dispatched here, live or recovered;
+        # `dispatched` holds the ids above it that came live.
+        self.floor = 0
+        self.dispatched: set[int] = set()
 
     # Reservations and subscriptions -----------------------------------------
 
@@ -127,10 +132,13 @@ class Hub:
 
     async def _start(self) -> None:
         if self.channel_name is None:
+            self.floor = await eventlog.newest_id()
             self.channel_name = await self.layer.new_channel()
+            # A clean context: these tasks outlive the request that starts them,
+            # and must not inherit its thread-sensitive context.
             self._tasks = [
-                asyncio.create_task(self._receive(), name="livefeed-hub-receive"),
-                asyncio.create_task(self._tick(), name="livefeed-hub-tick"),
+                asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
+                for job in (self._receive, self._tick, self._recover)
             ]
 
     async def _receive(self) -> None:
@@ -153,8 +161,16 @@ class Hub:
         if not readers:
             return
         event_id = message.get("id")
+        if event_id is not None:
+            if event_id <= self.floor or event_id in self.dispatched:
+                return  # recovered from the log already
+            self.dispatched.add(event_id)
+        self._fan_out(message)
+
+    def _fan_out(self, message: dict[str, Any]) -> None:
+        event_id = message.get("id")
         item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
-        for reader in readers:
+        for reader in self.readers.get(message["channel"], ()):
             reader.push(item)
 
     async def _tick(self) -> None:
@@ -165,6 +181,29 @@ class Hub:
                 if not reader.overflowed and not reader.queue.full():
                     reader.queue.put_nowait((None, _KEEP_ALIVE))
             await self._refresh_groups()
+
+    async def _recover(self) -> None:
+        # The pub/sub layer is at-most-once (DESIGN §6 trap 6): what it lost
+        # during a Redis restart is in the log. Dispatch it late, not never.
+        while True:
+            interval = conf.get("RECOVERY_INTERVAL")
+            await asyncio.sleep(interval)
+            try:
+                settled = await eventlog.settled_after(self.floor, older_than=interval)
+                # No await from here to the dispatches: a late live copy of an
+                # event is dropped by `floor` once it moves.
+                missing = [pk for pk, channel in settled if pk not in self.dispatched and channel in self.readers]
+                if settled:
+                    self.floor = settled[-1][0]
+                    self.dispatched = {pk for pk in self.dispatched if pk > self.floor}
+                if missing:
+                    logger.warning("Recovering %d event(s) the channel layer lost", len(missing))
+                    for message in await eventlog.messages(missing):
+                        self._fan_out(message)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Could not read the event log to recover lost events")
 
     async def _refresh_groups(self) -> None:
         # The core Redis layer silently drops members after group_expiry

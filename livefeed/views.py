@@ -1,23 +1,18 @@
 """The SSE stream view (DESIGN §3 "Stream")."""
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from asgiref.sync import sync_to_async
-from django.db import connections
-from django.db.models import Max, Min
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, sse
+from livefeed import conf, eventlog, sse
 from livefeed.channels import can_read, default_channels, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import Hub, Reader, get_hub
-from livefeed.models import Event
 
 logger = logging.getLogger("livefeed")
 
@@ -35,7 +30,7 @@ async def stream(request: HttpRequest) -> HttpResponse:
         requested = [validate(name) for name in request.GET.getlist("channel")]
         if len(requested) > _MAX_CHANNELS:
             raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
-        channels = await sync_to_async(_authorized_channels)(user, requested)
+        channels = await _open_channels(user, requested)
         hub = get_hub()
         reader = hub.reserve(channels, user.pk if user.is_authenticated else None)
     except InvalidChannel as error:
@@ -72,24 +67,18 @@ def _last_event_id(request: HttpRequest) -> int | None:
 
 
 def _authorized_channels(user: Any, requested: list[str]) -> list[str]:
-    try:
-        channels = default_channels(user)
-        for name in requested:
-            if not can_read(user, name, channels):
-                raise ChannelDenied(f"You may not read channel {name!r}.")
-            if name not in channels:
-                channels.append(name)
-        return channels
-    finally:
-        # The session and user lookups opened a connection; an idle stream
-        # must not hold it for its whole life (DESIGN §6 trap 10).
-        _close_connections()
+    channels = default_channels(user)
+    for name in requested:
+        if not can_read(user, name, channels):
+            raise ChannelDenied(f"You may not read channel {name!r}.")
+        if name not in channels:
+            channels.append(name)
+    return channels
 
 
-def _close_connections() -> None:
-    for connection in connections.all(initialized_only=True):
-        if not connection.in_atomic_block:
-            connection.close()
+# Also closes the connection the session and user lookups opened: an idle
+# stream must not hold it for its whole life (DESIGN §6 trap 10).
+_open_channels = eventlog.in_thread(_authorized_channels)
 
 
 async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
@@ -97,11 +86,12 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
     # cancels it there and the finally below runs (DESIGN §6 trap 3).
     try:
         # Headers leave with the first body chunk: send it before any wait (trap 2).
-        yield sse.retry(conf.get("RETRY")) + sse.comment("connected")
+        yield sse.retry(conf.get("RETRY"))
         await hub.add(reader)  # subscribe before replaying: nothing falls between
+        yield sse.comment("connected")  # from here on, every event reaches this stream
         seen = -1
         if last_id is not None:
-            chunks, seen = await sync_to_async(_replay)(reader.channels, last_id)
+            chunks, seen = await eventlog.replay(reader.channels, last_id)
             if chunks:
                 yield b"".join(chunks)
         while True:
@@ -120,26 +110,3 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         logger.exception("livefeed stream failed; closing it")
     finally:
         await hub.remove(reader)
-
-
-def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
-    """Return the SSE chunks after last_id (or a reset) and the highest id they cover."""
-    try:
-        bounds = Event.objects.aggregate(low=Min("id"), high=Max("id"))
-        low, high = bounds["low"], bounds["high"] or 0
-        limit = conf.get("REPLAY_LIMIT")
-        rows = list(Event.objects.after(last_id, channels).values_list("id", "event", "data")[: limit + 1])
-        # Every id up to `high` was visible before `rows` was read (ids become
-        # visible in order), so live events up to here are duplicates.
-        covered = max(high, last_id, rows[-1][0] if rows else 0)
-        if low is None and last_id > 0 or (low or 0) > last_id + 1:
-            reason = "expired"  # what the client missed was pruned
-        elif last_id > high:
-            reason = "unknown_id"  # the log was reset under the client
-        elif len(rows) > limit:
-            reason = "too_many"
-        else:
-            return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], covered
-        return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
-    finally:
-        _close_connections()

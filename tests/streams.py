@@ -17,9 +17,7 @@ from tests.sse_parser import Event, Parser
 
 
 class Stream:
-    def __init__(
-        self, path: str = "/livefeed/stream/", *, session_key: str | None = None, headers=(), client_buffer=0
-    ):
+    def __init__(self, path: str = "/livefeed/stream/", *, session_key: str | None = None, headers=(), client_buffer=0):
         """client_buffer > 0 makes the client slow: the server's send() blocks once
         that many messages wait unread, as it does when a TCP window fills."""
         path, _, query = path.partition("?")
@@ -62,6 +60,13 @@ class Stream:
         self.body += message.get("body", b"")
         self.parser.feed(message.get("body", b""))
         return message.get("body", b"")
+
+    async def connected(self, timeout: float = 5) -> "Stream":
+        """Read until the server says the stream is subscribed: events published after it arrive."""
+        async with asyncio.timeout(timeout):
+            while "connected" not in self.parser.comments:
+                await self.chunk(timeout)
+        return self
 
     async def json(self, timeout: float = 5) -> dict:
         """Read a whole non-streaming answer (an error) as JSON."""

@@ -51,6 +51,7 @@ def test_headers_and_first_bytes_arrive_at_once(alice):
     async def scenario():
         stream = await Stream(session_key=alice[1]).open()
         first = await stream.chunk()
+        await stream.connected()
         await stream.close()
         return stream, first
 
@@ -60,7 +61,7 @@ def test_headers_and_first_bytes_arrive_at_once(alice):
     assert stream.headers["cache-control"] == "no-cache, no-transform"
     assert stream.headers["x-accel-buffering"] == "no"
     assert "connection" not in stream.headers  # hop-by-hop (DESIGN §6 trap 12)
-    assert first == b"retry: 3000\n: connected\n"
+    assert first == b"retry: 3000\n"
 
 
 def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
@@ -68,7 +69,7 @@ def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
 
     async def scenario():
         stream = await Stream(session_key=alice[1], headers=[("accept-encoding", "gzip")]).open()
-        await stream.chunk()
+        await stream.connected()
         await publish(f"user.{alice[0].pk}", data={"title": "plain"})
         events = await stream.events(1)
         await stream.close()
@@ -83,8 +84,8 @@ def test_live_event_reaches_only_its_user(alice, bob):
     async def scenario():
         a = await Stream(session_key=alice[1]).open()
         b = await Stream(session_key=bob[1]).open()
-        await a.chunk()
-        await b.chunk()
+        await a.connected()
+        await b.connected()
         await publish(f"user.{alice[0].pk}", data={"title": "for alice"})
         await publish("broadcast", data={"title": "for all"})
         a_events = await a.events(2)
@@ -108,8 +109,8 @@ def test_group_members_get_group_events(alice, bob):
     async def scenario():
         a = await Stream(session_key=alice[1]).open()
         b = await Stream(session_key=bob[1]).open()
-        await a.chunk()
-        await b.chunk()
+        await a.connected()
+        await b.connected()
         await publish(f"group.{staff.pk}", data={"title": "staff only"})
         await publish("broadcast", data={"title": "marker"})
         a_events = await a.events(2)
@@ -167,13 +168,13 @@ def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice):
     user, key = alice
     livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
     first = Event.objects.get().pk
-    from livefeed import views
+    from livefeed import eventlog
 
-    original = views._replay
+    original = eventlog.replay
 
-    def replay_with_a_publish_in_between(channels, last_id):
-        livefeed.publish(f"user.{user.pk}", "notification", {"n": 1})  # live AND in the log
-        return original(channels, last_id)
+    async def replay_with_a_publish_in_between(channels, last_id):
+        await publish(f"user.{user.pk}", data={"n": 1})  # live AND in the log
+        return await original(channels, last_id)
 
     async def scenario():
         stream = await Stream(session_key=key, headers=[("last-event-id", str(first - 1))]).open()
@@ -183,11 +184,11 @@ def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice):
         await stream.close()
         return events
 
-    views._replay = replay_with_a_publish_in_between
+    eventlog.replay = replay_with_a_publish_in_between
     try:
         events = run(scenario)
     finally:
-        views._replay = original
+        eventlog.replay = original
     assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
 
 
@@ -234,7 +235,7 @@ def test_malformed_last_event_id_is_treated_as_absent(alice, bad):
 
     async def scenario():
         stream = await Stream(session_key=key, headers=[("last-event-id", bad)]).open()
-        await stream.chunk()
+        await stream.connected()
         await publish(f"user.{user.pk}", data={"n": 1})
         events = await stream.events(1)
         await stream.close()
@@ -284,7 +285,7 @@ def test_custom_channel_through_the_authorize_hook(alice, settings):
     async def scenario():
         denied = await Stream("/livefeed/stream/?channel=payroll", session_key=alice[1]).open()
         stream = await Stream("/livefeed/stream/?channel=job-42", session_key=alice[1]).open()
-        await stream.chunk()
+        await stream.connected()
         await publish("job-42", "progress", {"done": 3})
         events = await stream.events(1)
         await stream.close()
@@ -329,7 +330,7 @@ def test_stream_caps_answer_429_then_503(alice, bob):
 def test_disconnect_releases_queue_and_group_membership(alice):
     async def scenario():
         stream = await Stream(f"/livefeed/stream/?channel=user.{alice[0].pk}", session_key=alice[1]).open()
-        await stream.chunk()
+        await stream.connected()
         current = hub.get_hub()
         layer = current.layer
         during = (len(current.streams), set(current.readers), dict(current.per_user))
@@ -350,7 +351,7 @@ def test_one_layer_subscription_per_channel_however_many_streams(alice):
     async def scenario():
         streams = [await Stream(session_key=alice[1]).open() for _ in range(5)]
         for stream in streams:
-            await stream.chunk()
+            await stream.connected()
         current = hub.get_hub()
         members = len(current.layer.groups["livefeed.broadcast"])
         await publish("broadcast", data={"all": True})
@@ -397,7 +398,7 @@ def test_rolled_back_publish_reaches_no_one(alice):
 
     async def scenario():
         stream = await Stream(session_key=key).open()
-        await stream.chunk()
+        await stream.connected()
         await sync_to_async(publish_then_roll_back)()
         await publish(f"user.{user.pk}", data={"n": "committed"})
         events = await stream.events(1)
@@ -409,12 +410,13 @@ def test_rolled_back_publish_reaches_no_one(alice):
     assert Event.objects.count() == 1
 
 
+@override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 50})
 def test_streams_share_one_thread_not_one_each(alice):
     async def scenario():
         before = threading.active_count()
         streams = [await Stream(session_key=alice[1]).open() for _ in range(20)]
         for stream in streams:
-            await stream.chunk()
+            await stream.connected()
         during = threading.active_count()
         for stream in streams:
             await stream.close()
@@ -434,3 +436,33 @@ def test_publish_validates_its_input():
     with pytest.raises(TypeError):
         livefeed.publish("ok", "x", object())
     assert Event.objects.count() == 0
+
+
+def test_events_the_layer_lost_are_recovered_from_the_log_exactly_once(alice, settings):
+    """The pub/sub layer is at-most-once: what it drops still arrives, late, once."""
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 0.1}
+    user, key = alice
+
+    async def scenario():
+        stream = await Stream(session_key=key).open()
+        await stream.connected()
+        current = hub.get_hub()
+        real_send = current.layer.group_send
+
+        async def lossy_send(group, message):
+            if message["data"] != '{"n":1}':
+                await real_send(group, message)
+
+        current.layer.group_send = lossy_send
+        for n in range(3):
+            await publish(f"user.{user.pk}", data={"n": n})
+        events = await stream.events(3)
+        await asyncio.sleep(0.5)  # several more sweeps: nothing comes twice
+        await publish(f"user.{user.pk}", data={"n": 3})
+        events = await stream.events(4)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert sorted(json.loads(e.data)["n"] for e in events) == [0, 1, 2, 3]
+    assert len({e.last_event_id for e in events}) == 4

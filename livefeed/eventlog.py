@@ -1,0 +1,86 @@
+"""Reads of the event log: replay for a reconnecting stream, recovery for the hub.
+
+Each runs in a worker thread and closes its DB connection before returning:
+streams and the hub live long and must not pin one (DESIGN §6 trap 10).
+"""
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.db.models import Max, Min
+from django.utils import timezone
+
+from livefeed import conf, sse
+
+_BATCH = 5000
+
+
+def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) -> Callable[..., Any]:
+    """Return an async function running function in a thread, then closing its DB connections."""
+
+    def run(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        finally:
+            for connection in connections.all(initialized_only=True):
+                if not connection.in_atomic_block:
+                    connection.close()
+
+    return sync_to_async(run, thread_sensitive=thread_sensitive)
+
+
+def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
+    from livefeed.models import Event
+
+    bounds = Event.objects.aggregate(low=Min("id"), high=Max("id"))
+    low, high = bounds["low"], bounds["high"] or 0
+    limit = conf.get("REPLAY_LIMIT")
+    rows = list(Event.objects.after(last_id, channels).values_list("id", "event", "data")[: limit + 1])
+    # Every id up to `high` was visible before `rows` was read (ids become
+    # visible in order), so live events up to here are duplicates.
+    covered = max(high, last_id, rows[-1][0] if rows else 0)
+    if low is None and last_id > 0 or (low or 0) > last_id + 1:
+        reason = "expired"  # what the client missed was pruned
+    elif last_id > high:
+        reason = "unknown_id"  # the log was reset under the client
+    elif len(rows) > limit:
+        reason = "too_many"
+    else:
+        return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], covered
+    return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
+
+
+replay = in_thread(_replay)
+replay.__doc__ = "Return the SSE chunks after last_id (or one reset) and the highest id they cover."
+
+
+def _newest_id() -> int:
+    from livefeed.models import Event
+
+    return Event.objects.aggregate(newest=Max("id"))["newest"] or 0
+
+
+def _settled_after(floor: int, older_than: float) -> list[tuple[int, str]]:
+    # Younger events may still be on their way through the layer.
+    from livefeed.models import Event
+
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    rows = Event.objects.filter(id__gt=floor, created_at__lt=cutoff).order_by("id")
+    return list(rows.values_list("id", "channel")[:_BATCH])
+
+
+def _messages(ids: list[int]) -> list[dict[str, Any]]:
+    from livefeed.models import Event
+
+    rows = Event.objects.filter(pk__in=ids).order_by("id").values_list("id", "channel", "event", "data")
+    return [{"id": pk, "channel": channel, "event": event, "data": data} for pk, channel, event, data in rows]
+
+
+# The hub's reads run off the request threads: it outlives every request.
+newest_id = in_thread(_newest_id, thread_sensitive=False)
+settled_after = in_thread(_settled_after, thread_sensitive=False)
+messages = in_thread(_messages, thread_sensitive=False)
