@@ -1,8 +1,13 @@
 from django.urls import path
 
-from livefeed import views
+from livefeed import inbox, views
 
 app_name = "livefeed"
 urlpatterns = [
     path("stream/", views.stream, name="stream"),
+    path("api/notifications/", inbox.notification_list, name="notifications"),
+    path("api/notifications/read-all/", inbox.mark_all_read, name="read_all"),
+    path("api/notifications/seen-all/", inbox.mark_all_seen, name="seen_all"),
+    path("api/notifications/<int:pk>/read/", inbox.mark_read, name="read"),
+    path("api/notifications/<int:pk>/archive/", inbox.archive, name="archive"),
 ]

@@ -1,0 +1,156 @@
+"""The JSON inbox API (DESIGN §3): list, mark read, mark all read or seen, archive.
+
+Session auth. Every answer is JSON, errors too: 401 for an anonymous caller
+(never a login redirect), 403 for a missing CSRF token, 404 for a notification
+that is not in the caller's inbox, 400 for bad input, 405 for a wrong method.
+Every change publishes a `read` event on the caller's channel, so all their
+open tabs update at once.
+"""
+
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import BadRequest
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware, get_token
+from django.shortcuts import get_object_or_404
+from django.utils.decorators import decorator_from_middleware
+from django.views.decorators.csrf import csrf_exempt
+
+from livefeed.api import publish
+from livefeed.channels import user_channel
+from livefeed.models import Delivery
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+# Ids listed in one `read` event: more than a widget shows, far under MAX_PAYLOAD.
+MAX_READ_IDS = 500
+
+
+class _JsonCsrfMiddleware(CsrfViewMiddleware):
+    """Django's CSRF check, answering a rejection in JSON instead of an HTML page."""
+
+    def _reject(self, request: HttpRequest, reason: str) -> HttpResponse:
+        return _error(403, f"CSRF check failed: {reason}. Send the csrftoken cookie's value in X-CSRFToken.")
+
+
+_csrf_protect = decorator_from_middleware(_JsonCsrfMiddleware)
+
+
+def _error(status: int, message: str) -> JsonResponse:
+    return JsonResponse({"error": message}, status=status)
+
+
+def _endpoint(method: str) -> Callable[[Callable[..., HttpResponse]], Callable[..., HttpResponse]]:
+    """Wrap a view in the API's method, auth, CSRF and JSON error handling."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        checked = _csrf_protect(view) if method == "POST" else view
+
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method != method:
+                response = _error(405, f"Use {method}.")
+                response["Allow"] = method
+                return response
+            if not request.user.is_authenticated:
+                return _error(401, "Sign in to use the notification inbox.")
+            try:
+                return checked(request, *args, **kwargs)
+            except Http404:
+                return _error(404, "No such notification in your inbox.")
+            except BadRequest as error:
+                return _error(400, str(error))
+
+        # The site-wide middleware would answer a rejection in HTML: ours checks instead.
+        return csrf_exempt(wrapper)
+
+    return decorator
+
+
+@_endpoint("GET")
+def notification_list(request: HttpRequest) -> HttpResponse:
+    """List the caller's inbox newest first; `before` pages by id, `unread=1` filters."""
+    limit = _integer(request, "limit", DEFAULT_LIMIT)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
+    deliveries = Delivery.objects.inbox(request.user).select_related("notification")
+    before = _integer(request, "before", None)
+    if before is not None:
+        deliveries = deliveries.filter(notification_id__lt=before)
+    if _flag(request, "unread"):
+        deliveries = deliveries.filter(read_at__isnull=True)
+    page = list(deliveries[: limit + 1])
+    counts = _counts(request)
+    get_token(request)  # sets the CSRF cookie, so the widget can POST from any page
+    results = [delivery.item(**counts) for delivery in page[:limit]]
+    return JsonResponse({"results": results, "has_more": len(page) > limit, **counts})
+
+
+@_endpoint("POST")
+def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one notification read."""
+    changed = _mine(request, pk).mark_read()
+    return _changed(request, [pk] if changed else [])
+
+
+@_endpoint("POST")
+def mark_all_read(request: HttpRequest) -> HttpResponse:
+    """Mark every notification in the inbox read (those listed so far, not any arriving meanwhile)."""
+    unread = Delivery.objects.inbox(request.user).filter(read_at__isnull=True)
+    ids = list(unread.values_list("notification_id", flat=True)[:MAX_READ_IDS])
+    if ids:
+        unread.filter(notification_id__lte=ids[0]).mark_read()
+    return _changed(request, ids)
+
+
+@_endpoint("POST")
+def mark_all_seen(request: HttpRequest) -> HttpResponse:
+    """Mark the inbox seen (the dropdown was opened): the unseen count drops to 0."""
+    changed = Delivery.objects.inbox(request.user).mark_seen()
+    return _changed(request, [], publish_anyway=bool(changed))
+
+
+@_endpoint("POST")
+def archive(request: HttpRequest, pk: int) -> HttpResponse:
+    """Remove one notification from the inbox and its counts."""
+    changed = _mine(request, pk).archive()
+    return _changed(request, [pk] if changed else [])
+
+
+def _mine(request: HttpRequest, pk: int) -> Any:
+    """Return the queryset of the caller's delivery of notification pk, or raise Http404."""
+    if pk > 2**63 - 1:  # past any id, and past what SQLite can bind
+        raise Http404
+    deliveries = Delivery.objects.filter(user=request.user, notification_id=pk)
+    get_object_or_404(deliveries.only("pk"))
+    return deliveries
+
+
+def _changed(request: HttpRequest, ids: list[int], *, publish_anyway: bool = False) -> HttpResponse:
+    """Answer a change with the new counts and tell the caller's other tabs."""
+    data = {"ids": ids, **_counts(request)}
+    if ids or publish_anyway:
+        publish(user_channel(request.user), "read", data)
+    return JsonResponse(data)
+
+
+def _counts(request: HttpRequest) -> dict[str, int]:
+    return Delivery.objects.counts([request.user.pk])[request.user.pk]
+
+
+def _integer(request: HttpRequest, name: str, default: int | None) -> int | None:
+    value = request.GET.get(name, "")
+    if value == "":
+        return default
+    if not (value.isascii() and value.isdigit() and len(value) <= 18):
+        raise BadRequest(f"{name} must be a non-negative integer, not {value[:20]!r}.")
+    return int(value)
+
+
+def _flag(request: HttpRequest, name: str) -> bool:
+    value = request.GET.get(name, "").lower()
+    if value not in {"", "0", "1", "false", "true"}:
+        raise BadRequest(f"{name} must be 1 or 0, not {value[:20]!r}.")
+    return value in {"1", "true"}
