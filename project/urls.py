@@ -1,13 +1,18 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from project import views
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("send/", views.send, name="send"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("livefeed/", include("livefeed.urls")),
 ]
+# Plain `daphne project.asgi:application` (the browser tests) serves no static
+# files by itself; with DEBUG on, Django does. Empty when DEBUG is off.
+urlpatterns += staticfiles_urlpatterns()

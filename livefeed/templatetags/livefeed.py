@@ -1,0 +1,77 @@
+"""Template tags of the widget: `{% load livefeed %}{% livefeed_state as lf %}`."""
+
+import json
+from typing import Any
+
+from django import template
+from django.db.models import Max
+from django.urls import reverse
+from django.utils.translation import gettext, ngettext
+
+register = template.Library()
+
+
+@register.simple_tag(takes_context=True)
+def livefeed_state(context: template.Context) -> dict[str, Any]:
+    """Return what the widget renders on the server: URLs, counts and strings."""
+    request = context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return {"enabled": False}
+    # The log position first, then the counts: an event committed in between
+    # is replayed to the page, whose counts it carries, and never missed.
+    last_event_id = _last_event_id()
+    unread, unseen = _counts(user)
+    stream_url = reverse("livefeed:stream")
+    return {
+        "enabled": True,
+        "stream_url": stream_url,
+        "api_url": reverse("livefeed:notifications"),
+        "last_event_id": last_event_id or "",
+        "unread_count": unread,
+        "unseen_count": unseen,
+        "badge": "9+" if unread > 9 else str(unread),
+        "unread_label": _unread_label(unread),
+        "strings": json.dumps(_strings(), ensure_ascii=False),
+    }
+
+
+def _last_event_id() -> int | None:
+    from livefeed.models import Event
+
+    return Event.objects.aggregate(high=Max("id"))["high"]
+
+
+def _counts(user: Any) -> tuple[int, int]:
+    """Return the user's unread and unseen notification counts."""
+    from livefeed.models import Delivery
+
+    counts = Delivery.objects.counts([user.pk])[user.pk]
+    return counts["unread_count"], counts["unseen_count"]
+
+
+def _unread_label(count: int) -> str:
+    if not count:
+        return gettext("No unread notifications")
+    return ngettext("%(count)s unread notification", "%(count)s unread notifications", count) % {"count": count}
+
+
+def _strings() -> dict[str, str]:
+    """Return the strings the script shows; {count} is filled in by the script."""
+    return {
+        "unread_zero": gettext("No unread notifications"),
+        "unread_one": ngettext("{count} unread notification", "{count} unread notifications", 1),
+        "unread_other": ngettext("{count} unread notification", "{count} unread notifications", 2),
+        "storm_other": ngettext("{count} new notification", "{count} new notifications", 2),
+        "show": gettext("Show"),
+        "dismiss": gettext("Dismiss"),
+        "mark_read": gettext("Mark as read"),
+        "load_error": gettext("Could not load notifications."),
+        "open": gettext("Live"),
+        "connecting": gettext("Connecting…"),
+        "offline": gettext("Offline, retrying…"),
+        "info": gettext("Info"),
+        "success": gettext("Success"),
+        "warning": gettext("Warning"),
+        "error": gettext("Error"),
+    }
