@@ -10,6 +10,7 @@ can then never skip an event that commits late (see docs/reliability.md).
 
 import asyncio
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,8 @@ if TYPE_CHECKING:
     from livefeed.models import Notification
 
 __all__ = ["announce", "announce_read", "anotify", "apublish", "notify", "publish"]
+
+logger = logging.getLogger("livefeed")
 
 # Any constant shared by all publishers: the key of PostgreSQL's advisory lock.
 _LOG_LOCK = 0x6C697665  # "live"
@@ -47,7 +50,7 @@ async def apublish(channel: str, event: str, data: Any = None, *, store: bool = 
     message = _message(channel, event, data)
     if store:
         message["id"] = await sync_to_async(_record)(message)
-    await _layer().group_send(group_name(channel), message)
+    await _send(message, store)
 
 
 def _message(channel: str, event: str, data: Any) -> dict[str, Any]:
@@ -89,7 +92,18 @@ def _record(message: dict[str, Any]) -> int:
 def _deliver(message: dict[str, Any], store: bool) -> None:
     if store:
         message["id"] = _record(message)
-    _run(_layer().group_send(group_name(message["channel"]), message))
+    _run(_send(message, store))
+
+
+async def _send(message: dict[str, Any], store: bool) -> None:
+    try:
+        await _layer().group_send(group_name(message["channel"]), message)
+    except Exception:
+        if not store:
+            raise
+        # Committed to the log: every hub recovers it from there (Hub._recover),
+        # so a Redis outage must not fail the caller's request.
+        logger.warning("Channel layer send failed; event %s will be recovered from the log", message["id"])
 
 
 def _layer() -> Any:
@@ -116,7 +130,7 @@ def _refuse_async_context() -> None:
 
 def _run(coroutine: Any) -> None:
     loop = hub.running_loop() or _private_loop()
-    asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=30)
+    asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)
 
 
 def _private_loop() -> asyncio.AbstractEventLoop:

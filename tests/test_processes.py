@@ -62,3 +62,32 @@ def test_reconnecting_to_the_other_server_replays_what_was_missed(daphne_servers
     finally:
         again.close()
     assert [json.loads(e.data)["n"] for e in seen + replayed] == list(range(6))
+
+
+def test_redis_restart_loses_no_committed_event(database_url):
+    """Events published while Redis is down reach an open stream once it is back, exactly once."""
+    alice = User.objects.create_user("alice", password="x")
+    redis = servers.redis_server()
+    redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    env = servers.server_env(database_url, redis_url)
+    server = servers.daphne(env)
+    stream = servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(alice))})
+    publish = "import livefeed\nfor n in {numbers}: livefeed.publish('user.%s', 'tick', {{'n': n}})".replace(
+        "%s", str(alice.pk)
+    )
+    try:
+        while "connected" not in stream.parser.comments:
+            stream.parser.feed(stream.response.read1(65536))
+        servers.manage(env, "shell", "-c", publish.format(numbers=[0, 1]))
+        stream.events(2)
+        redis.stop()
+        servers.manage(env, "shell", "-c", publish.format(numbers=[2, 3]))  # layer down: log only
+        redis.start()
+        servers.manage(env, "shell", "-c", publish.format(numbers=[4]))
+        events = stream.events(5, timeout=20)
+    finally:
+        stream.close()
+        server.stop()
+        redis.stop()
+    assert sorted(json.loads(e.data)["n"] for e in events) == [0, 1, 2, 3, 4]
+    assert len({e.last_event_id for e in events}) == 5
