@@ -7,7 +7,10 @@ import threading
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
+from bench import patches  # noqa: E402
 from project.asgi import application as django_application  # noqa: E402
+
+patches.code()
 
 STATS_PATH = "/__bench__/stats"
 

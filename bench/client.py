@@ -32,6 +32,8 @@ class Stream(asyncio.Protocol):
         self.head = b""
         self.body = bytearray()
         self.text = b""
+        self.data: bytes | None = None
+        self.event = b"message"
         self.status = 0
         self.last_id = ""
         self.seen: dict[int, int] = {}  # seq -> times received since the last collect
@@ -78,26 +80,33 @@ class Stream(asyncio.Protocol):
         del body[:pos]
 
     def _sse(self, chunk: bytes) -> None:
-        blocks = (self.text + chunk).split(b"\n\n")
-        self.text = blocks.pop()
+        # Line by line, as the SSE spec reads: a comment (": keep-alive") is a
+        # line of its own, not always followed by a blank line.
+        lines = (self.text + chunk).split(b"\n")
+        self.text = lines.pop()
         now = time.monotonic()
-        for block in blocks:
-            if block.startswith(b":"):
-                self.bench.heartbeats += block.count(b": keep-alive")
-                continue
-            data, event = b"", b"message"
-            for line in block.split(b"\n"):
-                if line.startswith(b"data: "):
-                    data = line[6:]
-                elif line.startswith(b"id: "):
-                    self.last_id = line[4:].decode()
-                elif line.startswith(b"event: "):
-                    event = line[7:]
-            if event != b"bench":
-                self.bench.other_events[event.decode()] = self.bench.other_events.get(event.decode(), 0) + 1
-                continue
-            payload = json.loads(data)
-            self._deliver(payload["seq"], now - payload["t"])
+        for line in lines:
+            if not line:
+                self._dispatch(now)
+            elif line.startswith(b":"):
+                self.bench.heartbeats += b"connected" not in line  # keep-alive or ping
+            elif line.startswith(b"data: "):
+                self.data = line[6:]
+            elif line.startswith(b"id: "):
+                self.last_id = line[4:].decode()
+            elif line.startswith(b"event: "):
+                self.event = line[7:]
+
+    def _dispatch(self, now: float) -> None:
+        data, event, self.data, self.event = self.data, self.event, None, b"message"
+        if data is None:
+            return
+        if event != b"bench":
+            name = event.decode()
+            self.bench.other_events[name] = self.bench.other_events.get(name, 0) + 1
+            return
+        payload = json.loads(data)
+        self._deliver(payload["seq"], now - payload["t"])
 
     def _deliver(self, seq: int, latency: float) -> None:
         count = self.seen.get(seq, 0)

@@ -44,6 +44,7 @@ class Harness:
             REDIS_URL=self.redis_url,
             DJANGO_SETTINGS_MODULE="bench.settings",
             LIVEFEED_HEARTBEAT=str(self.args.heartbeat),
+            BENCH_PATCH=self.args.patch,
         )
         import django
 
@@ -61,7 +62,11 @@ class Harness:
     def _start_clients(self, sessions: list[tuple[str, int]]) -> None:
         count = self.args.clients
         for number in range(count):
-            mine = [[key, index] for index, (key, _pk) in enumerate(sessions) if index % count == number]
+            mine = [
+                [self.target.cookie_value(key, pk), index]
+                for index, (key, pk) in enumerate(sessions)
+                if index % count == number
+            ]
             process = subprocess.Popen(
                 [sys.executable, "-m", "bench.client"],
                 cwd=ROOT,

@@ -14,6 +14,7 @@ import sys
 import time
 
 from bench.harness import Harness
+from bench.patches import NAMES
 from bench.scenarios import SCENARIOS, connect
 from bench.targets import TARGETS
 
@@ -29,8 +30,12 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="idle: seconds to watch")
     parser.add_argument("--concurrency", type=int, default=1000, help="connects in flight per client")
     parser.add_argument("--timeout", type=float, default=30.0, help="bound on each connect/collect wait")
+    parser.add_argument("--patch", default="", help=f"engine experiments, comma-separated: {', '.join(NAMES)}")
     parser.add_argument("--profile", action="store_true", help="py-spy the server into bench/results/")
     args = parser.parse_args(argv)
+    unknown = set(filter(None, args.patch.split(","))) - set(NAMES)
+    if unknown:
+        parser.error(f"unknown --patch {', '.join(unknown)}; known: {', '.join(NAMES)}")
     if args.clients <= 0:
         args.clients = max(1, min(4, -(-args.streams // 2500)))
     return args
@@ -42,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     result = {"target": args.target, "scenario": args.scenario, "streams": args.streams, "db": args.db}
     result["revision"] = _revision()
+    if args.patch:
+        result["patch"] = args.patch
     try:
         harness.start()
         cpu = harness.client_cpu()

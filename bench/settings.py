@@ -8,3 +8,7 @@ LIVEFEED = {
     # The bench measures the engine, not its caps: room for 10,000 streams and a warm-up.
     "MAX_STREAMS": 100_000,
 }
+
+from bench import patches  # noqa: E402
+
+patches.settings(globals())

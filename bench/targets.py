@@ -24,10 +24,14 @@ class Livefeed:
         self.server = servers.Process(f"bench-daphne-{port}", args, port, env).start()
         return self.server
 
+    def cookie_value(self, session_key: str, pk: int) -> str:
+        return session_key
+
     def warm_up(self, session: tuple[str, int]) -> None:
         from bench.harness import raw_get
 
-        raw_get(self.server.port, self.path, f"{self.cookie}={session[0]}", b"connected")
+        cookie = f"{self.cookie}={self.cookie_value(*session)}"
+        raw_get(self.server.port, self.path, cookie, b"connected")
         # The publisher's first send opens its Redis connection: not part of any latency.
         self.publish("bench-warm-up", {"seq": -1, "t": 0})
 
@@ -47,7 +51,41 @@ class Livefeed:
         return "broadcast"
 
 
-TARGETS = {"livefeed": Livefeed}
+class SseStarlette(Livefeed):
+    """bench/peers/starlette_app.py on uvicorn (uvloop, httptools): Redis pub/sub, local fan-out."""
+
+    name = "sse-starlette"
+    path = "/stream/"
+    cookie = "bench_user"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = servers.free_port()
+        args = [
+            sys.executable, "-m", "uvicorn", "bench.peers.starlette_app:app",
+            "--host", "127.0.0.1", "--port", str(port), "--backlog", str(_BACKLOG),
+            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
+        ]  # fmt: skip
+        self.server = servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
+        self._redis = None
+        self._next_id = 0
+        return self.server
+
+    def cookie_value(self, session_key: str, pk: int) -> str:
+        return str(pk)
+
+    def publish(self, channel: str, data: dict) -> None:
+        import json
+
+        import redis
+
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.harness.redis_url)
+        self._next_id += 1
+        event = {"id": self._next_id, "event": "bench", "data": json.dumps(data, separators=(",", ":"))}
+        self._redis.publish(f"bench:{channel}", json.dumps(event))
+
+
+TARGETS = {"livefeed": Livefeed, "sse-starlette": SseStarlette}
 
 
 def get(name: str, harness):

@@ -1,0 +1,1 @@
+"""Peer servers that bench.run can measure side by side with livefeed (`--target`)."""
