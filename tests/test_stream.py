@@ -370,7 +370,7 @@ def test_slow_stream_is_closed_and_catches_up_from_the_log(alice, settings):
     user, key = alice
 
     async def scenario():
-        stream = await Stream(session_key=key, client_buffer=1).open()
+        stream = await (await Stream(session_key=key, client_buffer=1).open()).connected()
         for n in range(10):  # the client reads nothing meanwhile
             await publish(f"user.{user.pk}", data={"n": n})
         # What was queued arrives, then the server ends the stream so the client reconnects.
