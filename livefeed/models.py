@@ -96,6 +96,16 @@ class Notification(models.Model):
     def __str__(self) -> str:
         return self.title
 
+    def audience_users(self) -> models.QuerySet:
+        """Return the users this notification is for: its recipients, or the active users of its audience."""
+        users = get_user_model()._default_manager.all()
+        if self.audience == self.Audience.USERS:
+            return users.filter(livefeed_notifications=self) if self.pk else users.none()
+        users = users.filter(is_active=True)
+        if self.audience == self.Audience.GROUP:
+            return users.filter(groups=self.group_id) if self.group_id else users.none()
+        return users
+
     def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
         """Return the `notification` event's data (DESIGN §3); the inbox API reuses it."""
         return {
@@ -142,6 +152,10 @@ class DeliveryQuerySet(models.QuerySet):
         now = timezone.now()
         return self.filter(read_at__isnull=True).update(read_at=now, seen_at=Coalesce("seen_at", models.Value(now)))
 
+    def mark_unread(self) -> int:
+        """Make these deliveries unread and unseen again (a resend); return how many changed."""
+        return self.exclude(read_at=None, seen_at=None).update(read_at=None, seen_at=None)
+
     def mark_seen(self) -> int:
         """Mark these deliveries seen now; return how many changed."""
         return self.filter(seen_at__isnull=True).update(seen_at=timezone.now())
@@ -156,13 +170,8 @@ class DeliveryQuerySet(models.QuerySet):
         bulk_create sends no per-row signals: 10,000 recipients are one insert
         per batch, and the live event goes out once for the whole audience.
         """
-        users = get_user_model()._default_manager.filter(is_active=True)
-        if notification.audience == Notification.Audience.GROUP:
-            users = users.filter(groups=notification.group_id)
-        rows = [
-            self.model(notification_id=notification.pk, user_id=pk)
-            for pk in users.values_list("pk", flat=True).order_by().iterator(chunk_size=2000)
-        ]
+        users = notification.audience_users().values_list("pk", flat=True).order_by()
+        rows = [self.model(notification_id=notification.pk, user_id=pk) for pk in users.iterator(chunk_size=2000)]
         return len(self.bulk_create(rows, batch_size=2000))
 
 
