@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import models
+from django.db import connections, models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
@@ -165,14 +165,24 @@ class DeliveryQuerySet(models.QuerySet):
         return self.filter(archived_at__isnull=True).update(archived_at=timezone.now())
 
     def fan_out(self, notification: Notification) -> int:
-        """Create the rows of a group or everyone notification in bulk; return how many.
+        """Create the rows of a group or everyone notification in one statement; return how many.
 
-        bulk_create sends no per-row signals: 10,000 recipients are one insert
-        per batch, and the live event goes out once for the whole audience.
+        INSERT … SELECT: the database copies the user ids itself, with no
+        per-row signals and no Python object per recipient. At 10,000 users
+        bulk_create took 0.9-1.4 s, mostly building and compiling model
+        instances; this takes 0.03-0.2 s (bench/notify_everyone.py).
         """
-        users = notification.audience_users().values_list("pk", flat=True).order_by()
-        rows = [self.model(notification_id=notification.pk, user_id=pk) for pk in users.iterator(chunk_size=2000)]
-        return len(self.bulk_create(rows, batch_size=2000))
+        users = notification.audience_users().order_by().values("pk")
+        select, params = users.query.get_compiler(using=self.db).as_sql()
+        quote = connections[self.db].ops.quote_name
+        meta = self.model._meta
+        columns = ", ".join(quote(meta.get_field(name).column) for name in ("notification", "user"))
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT %s, u.* FROM ({select}) u",
+                [notification.pk, *params],
+            )
+            return cursor.rowcount
 
 
 class Delivery(models.Model):

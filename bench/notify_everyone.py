@@ -1,0 +1,94 @@
+"""notify(everyone=True) to N users: the database work of one broadcast notification, as one JSON line.
+
+    .venv/bin/python -m bench.notify_everyone --users 10000            # PostgreSQL, ~15 s
+    .venv/bin/python -m bench.notify_everyone --users 10000 --db sqlite
+
+A fresh database with N users (bench.fixtures), the in-memory channel layer (no
+Redis: this times the database, not the send), then `--runs` notifications to
+everyone. `db_s` sums the time of every SQL statement notify() ran (fan-out,
+notification, event log); `total_s` is the wall time of the call, commit and
+publish included. Target (issue 3): well under 1 s of database work at 10,000 users.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import time
+from typing import Any
+
+from bench.fixtures import create_database, drop_database, populate
+
+
+class _QueryTimer:
+    """A connection.execute_wrapper that adds up statement time and count."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.queries = 0
+
+    def __call__(self, execute: Any, sql: str, params: Any, many: bool, context: dict) -> Any:
+        start = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.seconds += time.perf_counter() - start
+            self.queries += 1
+
+
+def measure(runs: int) -> list[dict[str, float]]:
+    """Send `runs` notifications to everyone; return each one's timings."""
+    from django.db import connection
+
+    import livefeed
+
+    results = []
+    for number in range(runs):
+        timer = _QueryTimer()
+        with connection.execute_wrapper(timer):
+            start = time.perf_counter()
+            sent = livefeed.notify(everyone=True, title=f"Maintenance {number}", body="Tonight at 22:00")
+            total = time.perf_counter() - start
+        rows = sent.deliveries.count()
+        results.append({"total_s": total, "db_s": timer.seconds, "queries": timer.queries, "rows": rows})
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.notify_everyone", description=__doc__.split("\n")[0])
+    parser.add_argument("--users", type=int, default=10_000)
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
+    args = parser.parse_args()
+    url, name = create_database(args.db)
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ.pop("REDIS_URL", None)  # the in-memory layer
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    try:
+        populate(args.users)
+        results = measure(args.runs)
+    finally:
+        connections.close_all()
+        drop_database(args.db, name)
+    summary = {
+        "bench": "notify_everyone",
+        "db": args.db,
+        "users": args.users,
+        "runs": args.runs,
+        "rows_per_run": results[0]["rows"],
+        "queries_per_run": results[0]["queries"],
+        "db_s_median": round(statistics.median(r["db_s"] for r in results), 4),
+        "db_s_max": round(max(r["db_s"] for r in results), 4),
+        "total_s_median": round(statistics.median(r["total_s"] for r in results), 4),
+        "target_db_s": 1.0,
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
