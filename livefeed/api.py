@@ -120,12 +120,12 @@ _sender_loop: asyncio.AbstractEventLoop | None = None
 _sender_lock = threading.Lock()
 
 
-def _refuse_async_context() -> None:
+def _refuse_async_context(name: str = "publish") -> None:
     try:
         asyncio.get_running_loop()
     except RuntimeError:
         return
-    raise RuntimeError("publish() was called from async code: use 'await livefeed.apublish(...)'.")
+    raise RuntimeError(f"{name}() was called from async code: use 'await livefeed.a{name}(...)'.")
 
 
 def _run(coroutine: Any) -> None:
@@ -171,6 +171,7 @@ def notify(
     """
     from livefeed.models import Notification
 
+    _refuse_async_context("notify")
     users = _recipients(recipient, group, everyone)
     notification = Notification(
         title=title, body=body, level=level, url=url, data={} if data is None else data, actor=actor

@@ -110,9 +110,7 @@ def test_group_notification_is_one_event_for_the_members_only(alice, bob):
     assert to_bob == []
     notification = Notification.objects.get()
     assert sorted(notification.recipients.values_list("username", flat=True)) == ["alice", "carol"]
-    assert list(Event.objects.filter(event="notification").values_list("channel", flat=True)) == [
-        f"group.{staff.pk}"
-    ]
+    assert list(Event.objects.filter(event="notification").values_list("channel", flat=True)) == [f"group.{staff.pk}"]
 
 
 def test_everyone_is_one_broadcast_event_and_a_delivery_per_active_user(alice, bob):
@@ -173,6 +171,15 @@ def test_anotify_is_the_async_twin(alice):
     notification, event = run(scenario)
     assert json.loads(event.data)["id"] == notification.pk
     assert json.loads(event.data)["unread_count"] == 1
+
+
+def test_notify_from_async_code_names_the_async_twin(alice):
+    async def scenario():
+        with pytest.raises(RuntimeError, match=r"await livefeed\.anotify"):
+            livefeed.notify(alice, title="x")
+
+    run(scenario)
+    assert not Notification.objects.exists()
 
 
 @pytest.mark.parametrize(
