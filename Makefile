@@ -15,6 +15,9 @@ test: .venv/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	@url=$$(bash scripts/postgres-url.sh); \
+	if [ -n "$$url" ]; then echo "== the suite again on PostgreSQL ($$url)"; DATABASE_URL=$$url $(PY) -m pytest; \
+	else echo "== PostgreSQL not reachable on 127.0.0.1:5432: skipping the PostgreSQL run"; fi
 
 lint: .venv/.installed
 	$(PY) -m ruff check .

@@ -1,0 +1,149 @@
+"""Faults and churn (issue 5): nothing lost, nothing duplicated, nothing left behind."""
+
+import asyncio
+import gc
+import json
+import random
+import threading
+import time
+
+import pytest
+from asgiref.sync import async_to_sync
+from django.contrib.auth.models import User
+from django.db import connection, connections, transaction
+from django.test import override_settings
+
+import livefeed
+from livefeed import hub
+from tests.streams import Stream, session_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+PUBLISHERS, PER_PUBLISHER = 8, 15
+
+
+def run(scenario):
+    async def main():
+        try:
+            return await scenario()
+        finally:
+            current = hub._hubs.get(asyncio.get_running_loop())
+            if current:
+                await current.close()
+
+    return async_to_sync(main)()
+
+
+def _publisher(number: int, channel: str, start: threading.Event) -> None:
+    start.wait()
+    rng = random.Random(number)
+    try:
+        for n in range(PER_PUBLISHER):
+            with transaction.atomic():
+                livefeed.publish(channel, "tick", {"p": number, "n": n})
+                time.sleep(rng.random() / 200)  # commits interleave across threads
+    finally:
+        connections.close_all()
+
+
+@pytest.fixture
+def slow_commits():
+    """Widen the gap between taking an id (insert) and making it visible (commit)."""
+    from django.db.models.signals import post_save
+
+    from livefeed.models import Event
+
+    def pause(**kwargs):
+        time.sleep(random.random() / 100)
+
+    post_save.connect(pause, sender=Event, dispatch_uid="slow_commits")
+    yield
+    post_save.disconnect(sender=Event, dispatch_uid="slow_commits")
+
+
+def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing(slow_commits):
+    """Ids are taken at insert but visible at commit: replay 'after id N' must still skip nothing."""
+    user = User.objects.create_user("alice", password="x")
+    key, channel = session_for(user), f"user.{user.pk}"
+    expected = PUBLISHERS * PER_PUBLISHER
+    start = threading.Event()
+    threads = [threading.Thread(target=_publisher, args=(n, channel, start)) for n in range(PUBLISHERS)]
+    for thread in threads:
+        thread.start()
+
+    async def scenario():
+        received, last_id, rng = [], None, random.Random(7)
+        while len(received) < expected:
+            headers = [("last-event-id", last_id)] if last_id else []
+            stream = await (await Stream(session_key=key, headers=headers).open()).connected()
+            start.set()
+            want = min(expected - len(received), rng.randint(1, 12))
+            events = await stream.events(want, timeout=30)
+            await stream.close()  # drop the connection, as a flaky network does
+            received += events
+            last_id = stream.parser.last_event_id or last_id
+        return received
+
+    try:
+        received = run(scenario)
+    finally:
+        start.set()
+        for thread in threads:
+            thread.join(30)
+    keys = [(d["p"], d["n"]) for d in (json.loads(e.data) for e in received)]
+    assert len(keys) == len(set(keys)) == expected  # each exactly once
+    assert set(keys) == {(p, n) for p in range(PUBLISHERS) for n in range(PER_PUBLISHER)}
+    ids = [int(e.last_event_id) for e in received]
+    assert ids == sorted(ids)  # in log order across reconnections
+
+
+def _db_connections() -> int:
+    if connection.vendor != "postgresql":
+        return sum(1 for c in connections.all(initialized_only=True) if c.connection is not None)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return cursor.fetchone()[0]
+
+
+@override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 100})
+def test_churn_leaves_no_queue_group_task_thread_or_connection():
+    users = [User.objects.create_user(f"u{n}", password="x") for n in range(5)]
+    keys = [session_for(user) for user in users]
+    connections_before = _db_connections()
+
+    async def scenario():
+        # Warm up: the hub's own tasks and the shared stream thread exist from here on.
+        warm = await (await Stream(session_key=keys[0]).open()).connected()
+        await warm.close()
+        current = hub.get_hub()
+        tasks_before, threads_before = len(asyncio.all_tasks()), threading.active_count()
+        for cycle in range(60):
+            batch = [Stream(session_key=keys[(cycle + n) % 5]) for n in range(5)]
+            for stream in batch:
+                await stream.open()
+            for n, stream in enumerate(batch):
+                if n % 2:
+                    await stream.connected()  # the others go away before subscribing
+                await stream.close()
+        gc.collect()
+        return {
+            "streams": len(current.streams),
+            "readers": dict(current.readers),
+            "per_user": dict(current.per_user),
+            "groups": {g for g, members in current.layer.groups.items() if current.channel_name in members},
+            "new_tasks": len(asyncio.all_tasks()) - tasks_before,
+            "new_threads": threading.active_count() - threads_before,
+        }
+
+    state = run(scenario)
+    assert state == {
+        "streams": 0,
+        "readers": {},
+        "per_user": {},
+        "groups": set(),
+        "new_tasks": 0,
+        "new_threads": 0,
+    }
+    assert _db_connections() <= connections_before
