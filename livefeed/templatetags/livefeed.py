@@ -27,7 +27,7 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
         "enabled": True,
         "stream_url": stream_url,
         "api_url": reverse("livefeed:notifications"),
-        "last_event_id": last_event_id or "",
+        "last_event_id": last_event_id or 0,
         "unread_count": unread,
         "unseen_count": unseen,
         "badge": "9+" if unread > 9 else str(unread),

@@ -1,0 +1,326 @@
+"""The widget in a real browser: Playwright drives Debian's chromium against real daphne.
+
+Playwright's sync API keeps an event loop running in this thread, where Django
+refuses ORM calls and livefeed.publish() refuses to run, so everything that
+touches the database while a browser is open goes through `off_loop`.
+Waits are conditions with a timeout (Playwright's expect), never sleeps.
+"""
+
+import contextlib
+import re
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connections
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+import livefeed
+from tests import servers
+from tests.streams import session_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+XSS = "<img src=x onerror=alert(1)>"
+
+
+@contextlib.contextmanager
+def chromium():
+    """Yield a headless chromium, closed (with Playwright's loop) before the test's DB teardown."""
+    executable = shutil.which("chromium")
+    if not executable:
+        pytest.fail("chromium is not installed: run `bash scripts/test-deps.sh`.")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def off_loop(function, *args, **kwargs):
+    """Run function in a fresh thread, as a shell or a worker would, and return its result."""
+
+    def run():
+        try:
+            return function(*args, **kwargs)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result(timeout=30)
+
+
+def notify(user, title: str, **fields) -> int:
+    return off_loop(lambda: livefeed.notify(recipient=user, title=title, **fields).pk)
+
+
+def make_user(username: str, **fields):
+    return get_user_model().objects.create_user(username, password=f"{username}-pw", **fields)
+
+
+def base_url(server: servers.Process) -> str:
+    return f"http://127.0.0.1:{server.port}"
+
+
+def signed_in(browser: Browser, server: servers.Process, user):
+    """Return a browser context (one "browser profile") signed in as user."""
+    context = browser.new_context(base_url=base_url(server))
+    session_key = off_loop(session_for, user)
+    context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base_url(server)}])
+    return context
+
+
+def open_home(context) -> Page:
+    page = context.new_page()
+    page.goto("/")
+    expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+    return page
+
+
+def badge(page: Page):
+    return page.locator(".livefeed-count")
+
+
+def toasts(page: Page, title: str):
+    return page.locator(".livefeed-toast-title", has_text=title)
+
+
+def streams_opened(server: servers.Process, since: int) -> int:
+    """Count the streams the server opened since a log offset (LIVEFEED_LOG_LEVEL=DEBUG)."""
+    log = (servers.ARTIFACTS / f"daphne-{server.port}.log").read_bytes()[since:]
+    # The line may be printed by livefeed's handler and again by the root logger's.
+    plain = re.findall(rb"^Stream opened", log, re.MULTILINE)
+    formatted = re.findall(rb"DEBUG +Stream opened", log)
+    return max(len(plain), len(formatted))
+
+
+def log_size(server: servers.Process) -> int:
+    return (servers.ARTIFACTS / f"daphne-{server.port}.log").stat().st_size
+
+
+def test_admin_send_reaches_the_recipient_live_and_nobody_else(daphne_servers):
+    (server,) = daphne_servers(1)
+    alice = make_user("alice", is_staff=True, is_superuser=True)
+    bob, carol = make_user("bob"), make_user("carol")
+    with chromium() as browser:
+        bob_page = open_home(signed_in(browser, server, bob))
+        carol_page = open_home(signed_in(browser, server, carol))
+        expect(badge(bob_page)).to_be_hidden()
+
+        admin = signed_in(browser, server, alice).new_page()
+        admin.goto("/admin/livefeed/notification/add/")
+        admin.locator("input[name=audience][value=user]").check()
+        admin.locator(".field-users .select2-selection").click()
+        admin.keyboard.type("bob")
+        admin.locator(".select2-results__option", has_text="bob").click()
+        admin.locator("#id_title").fill("Deploy finished")
+        admin.locator("#id_body").fill("Version 2 is live.")
+        admin.locator("#id_level").select_option("success")
+        with admin.expect_navigation():
+            admin.locator("input[name=_save]").click()
+        expect(admin.locator(".messagelist")).to_be_visible()
+
+        # Live, without a reload: the toast shows and the badge goes up.
+        expect(toasts(bob_page, "Deploy finished")).to_be_visible(timeout=2_000)
+        expect(badge(bob_page)).to_have_text("1")
+        expect(bob_page.locator(".livefeed-spoken")).to_have_text("1 unread notification")
+        assert bob_page.evaluate("performance.getEntriesByType('navigation').length") == 1
+        # Bob's event has arrived, so one misrouted to Carol would have too.
+        expect(carol_page.locator(".livefeed-toast")).to_have_count(0)
+        expect(badge(carol_page)).to_be_hidden()
+
+
+def test_mark_read_in_one_tab_updates_the_badge_in_another(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    for title in ("First", "Second", "Third"):
+        off_loop(livefeed.notify, recipient=bob, title=title)
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        first, second = open_home(context), open_home(context)
+        expect(badge(first)).to_have_text("3")
+        expect(badge(second)).to_have_text("3")
+
+        first.locator(".livefeed-bell").click()
+        item = first.locator(".livefeed-item", has_text="Second")
+        item.get_by_role("button", name="Mark as read").click()
+        expect(item).not_to_have_class(re.compile("livefeed-unread"))
+        expect(badge(first)).to_have_text("2")
+        expect(badge(second)).to_have_text("2")
+
+        second.locator(".livefeed-bell").click()
+        expect(second.locator(".livefeed-unread")).to_have_count(2)
+        second.get_by_role("button", name="Mark all as read").click()
+        expect(badge(second)).to_be_hidden()
+        expect(badge(first)).to_be_hidden()
+        expect(first.locator(".livefeed-unread")).to_have_count(0)
+        expect(first.locator(".livefeed-spoken")).to_have_text("No unread notifications")
+
+
+def test_notification_sent_while_the_server_is_down_shows_once_after_restart(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        server.stop()
+        expect(page.locator(".livefeed-conn")).not_to_have_attribute("data-state", "open", timeout=5_000)
+        notify(bob, "Sent while down")
+        server.start()  # the same port
+
+        expect(toasts(page, "Sent while down")).to_be_visible(timeout=15_000)
+        expect(badge(page)).to_have_text("1")
+        # A later event arrives after any duplicate of the first would have.
+        notify(bob, "Sent after restart")
+        expect(toasts(page, "Sent after restart")).to_be_visible(timeout=5_000)
+        expect(toasts(page, "Sent while down")).to_have_count(1)
+        expect(badge(page)).to_have_text("2")
+        page.locator(".livefeed-bell").click()
+        expect(page.locator(".livefeed-item")).to_have_count(2)
+        expect(page.locator(".livefeed-item", has_text="Sent while down")).to_have_count(1)
+
+
+def test_stream_is_recreated_after_the_browser_gives_up_on_a_502(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        failures = []
+
+        def deploying(route):
+            # A proxy answering 502 during a deploy: a native EventSource closes for good.
+            if len(failures) < 2:
+                failures.append(route.request.url)
+                route.fulfill(status=502, body="Bad Gateway")
+            else:
+                route.continue_()
+
+        context.route(re.compile(r".*/livefeed/stream/.*"), deploying)
+        page = context.new_page()
+        page.goto("/")
+        expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "offline", timeout=5_000)
+        notify(bob, "Sent during the deploy")
+        expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        expect(toasts(page, "Sent during the deploy")).to_be_visible(timeout=5_000)
+        expect(badge(page)).to_have_text("1")
+        assert len(failures) == 2
+
+
+def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_servers):
+    (server,) = daphne_servers(1, LIVEFEED_LOG_LEVEL="DEBUG")
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        since = log_size(server)
+        tabs = [open_home(context) for _ in range(3)]
+        notify(bob, "To every tab")
+        for tab in tabs:
+            expect(toasts(tab, "To every tab")).to_be_visible(timeout=5_000)
+            expect(badge(tab)).to_have_text("1")
+        assert streams_opened(server, since) == 1
+
+        tabs[0].close()  # the leader: another tab takes over and resumes after the last id
+        notify(bob, "After the leader left")
+        for tab in tabs[1:]:
+            expect(toasts(tab, "After the leader left")).to_be_visible(timeout=10_000)
+            expect(badge(tab)).to_have_text("2")
+        assert streams_opened(server, since) == 2
+
+
+def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        dialogs = []
+        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        notify(bob, XSS, body="<script>alert(2)</script>")
+
+        expect(toasts(page, XSS)).to_be_visible(timeout=5_000)
+        expect(page.locator(".livefeed-toast-body")).to_have_text("<script>alert(2)</script>")
+        page.locator(".livefeed-bell").click()
+        expect(page.locator(".livefeed-item .livefeed-title")).to_contain_text(XSS)
+        expect(page.locator(".livefeed img, .livefeed script")).to_have_count(0)
+        assert dialogs == []
+
+
+def test_a_storm_of_notifications_becomes_one_summary_toast(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+
+        def storm():
+            from django.db import transaction
+
+            with transaction.atomic():  # all six go out back to back at commit
+                for number in range(6):
+                    livefeed.notify(recipient=bob, title=f"Storm {number}")
+
+        off_loop(storm)
+        expect(page.locator(".livefeed-summary")).to_contain_text("6 new notifications", timeout=5_000)
+        expect(page.locator(".livefeed-toast")).to_have_count(1)
+        expect(badge(page)).to_have_text("6")
+        page.locator(".livefeed-summary").get_by_role("button", name="Show").click()
+        expect(page.locator(".livefeed-item")).to_have_count(6)
+
+
+def test_dropdown_pages_to_older_notifications_and_is_keyboard_operable(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+
+    def inbox():
+        for number in range(25):
+            livefeed.notify(recipient=bob, title=f"Note {number}")
+
+    off_loop(inbox)
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        expect(badge(page)).to_have_text("9+")
+        bell = page.locator(".livefeed-bell")
+        bell.focus()
+        page.keyboard.press("Enter")
+        expect(bell).to_have_attribute("aria-expanded", "true")
+        items = page.locator(".livefeed-item .livefeed-title")
+        expect(items).to_have_count(20)
+        expect(items.first).to_contain_text("Note 24")  # newest first
+        items.last.scroll_into_view_if_needed()
+        expect(items).to_have_count(25)
+        expect(items.last).to_contain_text("Note 0")
+
+        page.keyboard.press("ArrowDown")
+        expect(page.locator(".livefeed-main").first).to_be_focused()
+        page.keyboard.press("Escape")
+        expect(page.locator(".livefeed-panel")).to_be_hidden()
+        expect(bell).to_be_focused()
+
+
+def test_screenshot_of_the_open_dropdown(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    sent = [
+        ("Weekly report is ready", "success", "Open it from your dashboard."),
+        ("Disk usage at 85 %", "warning", "The uploads volume is filling up."),
+        ("Payment failed", "error", "The card ending in 4242 was declined."),
+        ("Alice mentioned you", "info", "“Can you review the widget?”"),
+        ("Build #128 finished", "success", "All 214 tests passed."),
+    ]
+    for title, level, body in sent:
+        off_loop(livefeed.notify, recipient=bob, title=title, level=level, body=body, url="/")
+    with chromium() as browser:
+        context = browser.new_context(base_url=base_url(server), viewport={"width": 900, "height": 560})
+        context.add_cookies(
+            [{"name": settings.SESSION_COOKIE_NAME, "value": off_loop(session_for, bob), "url": base_url(server)}]
+        )
+        page = open_home(context)
+        page.locator(".livefeed-bell").click()
+        page.locator(".livefeed-item", has_text="Disk usage").get_by_role("button", name="Mark as read").click()
+        expect(badge(page)).to_have_text("4")
+        page.mouse.move(0, 0)
+        DOCS.mkdir(exist_ok=True)
+        page.screenshot(path=DOCS / "widget.png")

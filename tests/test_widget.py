@@ -1,0 +1,84 @@
+"""The widget as the server renders it, before any script runs."""
+
+import json
+import re
+
+import pytest
+from django.contrib.auth import get_user_model
+
+import livefeed
+from livefeed.models import Delivery, Event
+
+
+@pytest.fixture
+def bob(db):
+    return get_user_model().objects.create_user("bob", password="pw")
+
+
+def _home(client, user) -> str:
+    client.force_login(user)
+    response = client.get("/")
+    assert response.status_code == 200
+    return response.content.decode()
+
+
+def _badge(html: str) -> tuple[str, bool, str]:
+    """Return the badge's text, whether it is hidden, and its spoken label."""
+    count = re.search(r'<span class="livefeed-count" aria-hidden="true"( hidden)?>([^<]*)</span>', html)
+    spoken = re.search(r'<span class="livefeed-sr livefeed-spoken">([^<]*)</span>', html)
+    return count[2], bool(count[1]), spoken[1]
+
+
+def _send(user, count: int) -> None:
+    for number in range(count):
+        livefeed.notify(recipient=user, title=f"Note {number}")
+
+
+@pytest.mark.parametrize(
+    ("unread", "badge", "hidden", "spoken"),
+    [
+        (0, "0", True, "No unread notifications"),
+        (1, "1", False, "1 unread notification"),
+        (9, "9", False, "9 unread notifications"),
+        (12, "9+", False, "12 unread notifications"),
+    ],
+)
+def test_badge_is_counted_on_the_server(client, bob, django_capture_on_commit_callbacks, unread, badge, hidden, spoken):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, unread)
+    assert _badge(_home(client, bob)) == (badge, hidden, spoken)
+
+
+def test_read_and_archived_notifications_are_not_counted(client, bob, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 3)
+    deliveries = Delivery.objects.inbox(bob)
+    deliveries.filter(pk=deliveries[0].pk).mark_read()
+    deliveries.filter(pk=deliveries[1].pk).archive()
+    assert _badge(_home(client, bob))[0] == "1"
+
+
+def test_root_carries_the_configuration(client, bob, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 2)
+    html = _home(client, bob)
+    root = re.search(r"<div class=\"livefeed\" data-livefeed([^>]*)>", html)[1]
+    attrs = dict(re.findall(r'data-([\w-]+)="([^"]*)"', root))
+    assert attrs["stream-url"] == "/livefeed/stream/"
+    assert attrs["api-url"] == "/livefeed/api/notifications/"
+    assert attrs["unread-count"] == attrs["unseen-count"] == "2"
+    # The stream resumes after the log's position at render time: nothing falls between.
+    assert attrs["last-event-id"] == str(Event.objects.latest("id").pk)
+    assert attrs["csrf-token"]
+    strings = json.loads(attrs["strings"].replace("&quot;", '"'))
+    assert strings["unread_other"] == "{count} unread notifications"
+
+
+def test_anonymous_pages_get_no_widget(rf, db):
+    from django.contrib.auth.models import AnonymousUser
+    from django.template import Context, Template
+
+    request = rf.get("/")
+    request.user = AnonymousUser()
+    html = Template('{% include "livefeed/widget.html" %}').render(Context({"request": request}))
+    assert "data-livefeed" not in html
