@@ -100,9 +100,7 @@ def test_choosing_an_audience_member_is_required(sender):
 
 
 def test_preview_shows_the_message_escaped_and_sends_nothing(sender, alice):
-    response = sender.post(
-        ADD_URL, compose(users=[alice.pk], title="<b>Bold?</b>", url="/builds/9", preview="on")
-    )
+    response = sender.post(ADD_URL, compose(users=[alice.pk], title="<b>Bold?</b>", url="/builds/9", preview="on"))
 
     page = response.content.decode()
     assert response.status_code == 200
