@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the hub's sweeps of the event log for events the channel
     # layer lost (Redis restarts); such an event arrives this much late.
     "RECOVERY_INTERVAL": 2.0,
+    # On SIGTERM, streams end with a retry delay of RETRY plus up to this many
+    # ms, spreading reconnections; the server stops SHUTDOWN_GRACE s later.
+    "SHUTDOWN_SPREAD": 10_000,
+    "SHUTDOWN_GRACE": 0.5,
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
 }

@@ -10,6 +10,9 @@ SSE bytes once. Modelled on channels_redis.pubsub: a dict of channel -> readers,
 import asyncio
 import contextvars
 import logging
+import os
+import signal
+import threading
 import time
 import weakref
 from typing import Any
@@ -22,7 +25,7 @@ from livefeed.exceptions import TooManyStreams
 
 logger = logging.getLogger("livefeed")
 
-HEARTBEAT = object()
+SHUTDOWN = (None, b"")  # queued to every stream when the server is told to stop
 _KEEP_ALIVE = sse.comment("keep-alive")
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -37,6 +40,13 @@ class Reader:
         self.queue: asyncio.Queue = asyncio.Queue(maxsize)
         self.overflowed = False
         self.subscribed = False
+
+    def end(self) -> None:
+        """Ask the stream to finish: after what it has queued, or at once if it is full."""
+        try:
+            self.queue.put_nowait(SHUTDOWN)
+        except asyncio.QueueFull:
+            self.overflowed = True
 
     def push(self, item: tuple[int | None, bytes]) -> None:
         # Once one event is dropped, drop all later ones too: delivering a later
@@ -67,6 +77,7 @@ class Hub:
         # `dispatched` holds the ids above it that came live.
         self.floor = 0
         self.dispatched: set[int] = set()
+        self.closing = False
 
     # Reservations and subscriptions -----------------------------------------
 
@@ -133,6 +144,7 @@ class Hub:
     async def _start(self) -> None:
         if self.channel_name is None:
             self.floor = await eventlog.newest_id()
+            self._watch_shutdown()
             self.channel_name = await self.layer.new_channel()
             # A clean context: these tasks outlive the request that starts them,
             # and must not inherit its thread-sensitive context.
@@ -219,11 +231,39 @@ class Hub:
                 except Exception:
                     logger.exception("Could not refresh channel group %s", channel)
 
+    def _watch_shutdown(self) -> None:
+        # daphne drops every connection on SIGTERM, and all clients would come
+        # back within the same second. End the streams first, each with its own
+        # retry delay, then let the server's own handler stop it.
+        if threading.current_thread() is not threading.main_thread():
+            return
+        previous = signal.getsignal(signal.SIGTERM)
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            self.loop.call_soon_threadsafe(self._shut_down, previous)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    def _shut_down(self, previous: Any) -> None:
+        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM is not delayed
+        self.closing = True
+        logger.info("Shutting down: ending %d stream(s) with spread-out retry delays", len(self.streams))
+        for reader in list(self.streams):
+            reader.end()
+        self.loop.call_later(conf.get("SHUTDOWN_GRACE"), _chain_signal, previous)
+
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
+
+
+def _chain_signal(previous: Any) -> None:
+    if callable(previous):
+        previous(signal.SIGTERM, None)
+    else:
+        os.kill(os.getpid(), signal.SIGTERM)  # the default action, restored above
 
 
 def get_hub() -> Hub:

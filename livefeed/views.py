@@ -2,6 +2,7 @@
 
 import asyncio
 import logging
+import random
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -12,7 +13,7 @@ from django.views.decorators.http import require_GET
 from livefeed import conf, eventlog, sse
 from livefeed.channels import can_read, default_channels, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
-from livefeed.hub import Hub, Reader, get_hub
+from livefeed.hub import SHUTDOWN, Hub, Reader, get_hub
 
 logger = logging.getLogger("livefeed")
 
@@ -32,6 +33,8 @@ async def stream(request: HttpRequest) -> HttpResponse:
             raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
         channels = await _open_channels(user, requested)
         hub = get_hub()
+        if hub.closing:
+            raise TooManyStreams("This server is shutting down.", per_user=False)
         reader = hub.reserve(channels, user.pk if user.is_authenticated else None)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -95,7 +98,11 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
             if chunks:
                 yield b"".join(chunks)
         while True:
-            event_id, payload = await reader.queue.get()
+            item = await reader.queue.get()
+            if item is SHUTDOWN:
+                yield sse.retry(conf.get("RETRY") + random.randint(0, conf.get("SHUTDOWN_SPREAD")))
+                return
+            event_id, payload = item
             # Ids become visible in increasing order, so a live event at or
             # below the replayed high-water mark was already replayed.
             if event_id is None or event_id > seen:
