@@ -28,10 +28,6 @@ def send(user, count, **kwargs):
     return [livefeed.notify(user, title=f"n{index}", **kwargs).pk for index in range(count)]
 
 
-def titles(response):
-    return [item["title"] for item in response.json()["results"]]
-
-
 def read_events(user):
     rows = Event.objects.filter(channel=f"user.{user.pk}", event="read").order_by("id")
     return [json.loads(row.data) for row in rows]
@@ -81,6 +77,24 @@ def test_unread_filter_and_other_users_notifications_are_not_listed(client, alic
     listed = client.get(URL).json()["results"]
     assert [item["id"] for item in listed] == [unread, read]
     assert listed[1]["read_at"] is not None
+
+
+@pytest.mark.django_db
+def test_a_group_notification_has_each_members_own_read_state(client, alice):
+    from django.contrib.auth.models import Group
+
+    bob = User.objects.create_user("bob")
+    team = Group.objects.create(name="team")
+    team.user_set.add(alice, bob)
+    pk = livefeed.notify(group=team, title="standup").pk
+
+    client.post(f"{URL}{pk}/read/")
+
+    bobs = Client()
+    bobs.force_login(bob)
+    assert client.get(URL).json()["unread_count"] == 0
+    assert bobs.get(URL).json()["unread_count"] == 1
+    assert [item["title"] for item in bobs.get(URL, {"unread": "1"}).json()["results"]] == ["standup"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -157,6 +157,14 @@ def test_saving_a_notification_anywhere_delivers_it(alice, bob):
     assert Event.objects.filter(event="notification").count() == 2
 
 
+def test_adding_a_recipient_from_the_user_side_delivers_too(alice, bob):
+    note = livefeed.notify(bob, title="first bob's, now alice's too")
+
+    [events] = watch([alice], lambda: alice.livefeed_notifications.add(note))
+
+    assert [(data["id"], data["unread_count"]) for _, data in events] == [(note.pk, 1)]
+
+
 def test_anotify_is_the_async_twin(alice):
     key = session_for(alice)
 
