@@ -82,6 +82,8 @@ class Stream(asyncio.Protocol):
     def _sse(self, chunk: bytes) -> None:
         # Line by line, as the SSE spec reads: a comment (": keep-alive") is a
         # line of its own, not always followed by a blank line.
+        if b"\r" in chunk:  # sse-starlette ends lines with CRLF
+            chunk = chunk.replace(b"\r\n", b"\n")
         lines = (self.text + chunk).split(b"\n")
         self.text = lines.pop()
         now = time.monotonic()

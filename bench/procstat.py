@@ -32,3 +32,10 @@ def open_files(pid: int, path: str) -> int:
         except OSError:
             continue
     return count
+
+
+def machine_busy() -> tuple[float, float]:
+    """Return (busy, total) CPU jiffies of the whole machine since boot (/proc/stat)."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields) - idle, sum(fields)

@@ -9,10 +9,12 @@ process. See bench/README.md.
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
 
+from bench import procstat
 from bench.harness import Harness
 from bench.patches import NAMES
 from bench.scenarios import SCENARIOS, connect
@@ -49,6 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     result["revision"] = _revision()
     if args.patch:
         result["patch"] = args.patch
+    busy_before = procstat.machine_busy()
     try:
         harness.start()
         cpu = harness.client_cpu()
@@ -60,6 +63,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         harness.stop()
     result["elapsed_s"] = round(time.monotonic() - started, 1)
+    # Other work on the machine skews latency: say how busy it was (all cores, %).
+    busy, total = (after - before for after, before in zip(procstat.machine_busy(), busy_before, strict=True))
+    result["machine_busy_pct"] = round(100 * busy / total, 1) if total else None
+    result["load_avg_1m"] = round(os.getloadavg()[0], 2)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
 

@@ -51,6 +51,25 @@ class Livefeed:
         return "broadcast"
 
 
+class LivefeedUvicorn(Livefeed):
+    """The same Django app and engine on uvicorn (uvloop, httptools): what daphne itself costs."""
+
+    name = "livefeed-uvicorn"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = servers.free_port()
+        self.server = servers.Process(f"bench-uvicorn-{port}", _uvicorn("bench.asgi:application", port), port, env)
+        return self.server.start()
+
+
+def _uvicorn(app: str, port: int) -> list[str]:
+    return [
+        sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
+        "--backlog", str(_BACKLOG), "--loop", "uvloop", "--http", "httptools",
+        "--lifespan", "auto", "--log-level", "warning", "--no-access-log",
+    ]  # fmt: skip
+
+
 class SseStarlette(Livefeed):
     """bench/peers/starlette_app.py on uvicorn (uvloop, httptools): Redis pub/sub, local fan-out."""
 
@@ -60,11 +79,7 @@ class SseStarlette(Livefeed):
 
     def start_server(self, env: dict[str, str]) -> servers.Process:
         port = servers.free_port()
-        args = [
-            sys.executable, "-m", "uvicorn", "bench.peers.starlette_app:app",
-            "--host", "127.0.0.1", "--port", str(port), "--backlog", str(_BACKLOG),
-            "--loop", "uvloop", "--http", "httptools", "--log-level", "warning", "--no-access-log",
-        ]  # fmt: skip
+        args = _uvicorn("bench.peers.starlette_app:app", port)
         self.server = servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
         self._redis = None
         self._next_id = 0
@@ -85,7 +100,7 @@ class SseStarlette(Livefeed):
         self._redis.publish(f"bench:{channel}", json.dumps(event))
 
 
-TARGETS = {"livefeed": Livefeed, "sse-starlette": SseStarlette}
+TARGETS = {"livefeed": Livefeed, "livefeed-uvicorn": LivefeedUvicorn, "sse-starlette": SseStarlette}
 
 
 def get(name: str, harness):

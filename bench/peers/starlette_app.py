@@ -35,7 +35,7 @@ async def _pump() -> None:
         if not queues:
             continue
         event = json.loads(message["data"])
-        item = ServerSentEvent(data=event["data"], event=event["event"], id=event["id"]).encode()
+        item = ServerSentEvent(data=event["data"], event=event["event"], id=str(event["id"])).encode()
         for queue in queues:
             with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(item)
