@@ -21,7 +21,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
 
 from livefeed import conf, hub, sse
-from livefeed.channels import BROADCAST, group_channel, group_name, user_channel, validate
+from livefeed.channels import BROADCAST, group_channel, group_name, session_tag, user_channel, validate
 
 if TYPE_CHECKING:
     from livefeed.models import Notification
@@ -104,6 +104,18 @@ async def _send(message: dict[str, Any], store: bool) -> None:
         # Committed to the log: every hub recovers it from there (Hub._recover),
         # so a Redis outage must not fail the caller's request.
         logger.warning("Channel layer send failed; event %s will be recovered from the log", message["id"])
+
+
+def close_session_streams(user: Any, session_key: str | None) -> None:
+    """End the open streams of one signed-in session, on every process (called at logout)."""
+    if not session_key:
+        return
+    channel = user_channel(user)
+    message = {"type": "livefeed.close", "channel": channel, "session": session_tag(session_key)}
+    try:
+        _run(_layer().group_send(group_name(channel), message))
+    except Exception:
+        logger.warning("Could not close the streams of a signed-out session", exc_info=True)
 
 
 def _layer() -> Any:

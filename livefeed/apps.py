@@ -1,4 +1,5 @@
 from django.apps import AppConfig
+from django.contrib.auth.signals import user_logged_out
 from django.db.models.signals import m2m_changed, post_save
 
 
@@ -12,6 +13,7 @@ class LivefeedConfig(AppConfig):
         from livefeed.models import Notification
 
         post_save.connect(signals.notification_saved, sender=Notification, dispatch_uid="livefeed_saved")
+        user_logged_out.connect(signals.user_logged_out, dispatch_uid="livefeed_logged_out")
         m2m_changed.connect(
             signals.recipients_added, sender=Notification.recipients.through, dispatch_uid="livefeed_added"
         )

@@ -6,6 +6,7 @@ A channel maps to the Channels group "livefeed.<name>". Built-in channels:
 registered pattern or the AUTHORIZE setting says so; denied by default.
 """
 
+import hashlib
 import inspect
 import re
 from collections.abc import Callable
@@ -46,6 +47,11 @@ def user_channel(user_or_pk: Any) -> str:
 
 def group_channel(group_or_pk: Any) -> str:
     return f"group.{getattr(group_or_pk, 'pk', group_or_pk)}"
+
+
+def session_tag(session_key: str | None) -> str | None:
+    """Return a stand-in for a session key that is safe to send through the layer."""
+    return hashlib.sha256(session_key.encode()).hexdigest()[:24] if session_key else None
 
 
 def register(pattern: str, authorize: Callable[..., Any]) -> None:

@@ -31,6 +31,9 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the hub's sweeps of the event log for events the channel
     # layer lost (Redis restarts); such an event arrives this much late.
     "RECOVERY_INTERVAL": 2.0,
+    # Seconds after which a stream ends so the client reconnects and is
+    # authenticated again (None: never). Checked on each heartbeat.
+    "MAX_AGE": None,
     # On SIGTERM, streams end with a retry delay of RETRY plus up to this many
     # ms, spreading reconnections; the server stops SHUTDOWN_GRACE s later.
     "SHUTDOWN_SPREAD": 10_000,

@@ -25,7 +25,7 @@ from livefeed.exceptions import TooManyStreams
 
 logger = logging.getLogger("livefeed")
 
-SHUTDOWN = (None, b"")  # queued to every stream when the server is told to stop
+END = (None, b"")  # asks a stream to finish: server stopping, stream too old, session gone
 _KEEP_ALIVE = sse.comment("keep-alive")
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -33,10 +33,13 @@ _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.Wea
 class Reader:
     """One open stream: its channels and its bounded queue of (id, bytes) items."""
 
-    __slots__ = ("channels", "queue", "overflowed", "subscribed", "release", "__weakref__")
+    __slots__ = ("channels", "queue", "overflowed", "subscribed", "release", "session", "expires", "__weakref__")
 
-    def __init__(self, channels: list[str], maxsize: int) -> None:
+    def __init__(self, channels: list[str], maxsize: int, session: str | None = None) -> None:
         self.channels = channels
+        self.session = session
+        max_age = conf.get("MAX_AGE")
+        self.expires = time.monotonic() + max_age if max_age else None
         self.queue: asyncio.Queue = asyncio.Queue(maxsize)
         self.overflowed = False
         self.subscribed = False
@@ -44,7 +47,7 @@ class Reader:
     def end(self) -> None:
         """Ask the stream to finish: after what it has queued, or at once if it is full."""
         try:
-            self.queue.put_nowait(SHUTDOWN)
+            self.queue.put_nowait(END)
         except asyncio.QueueFull:
             self.overflowed = True
 
@@ -81,13 +84,13 @@ class Hub:
 
     # Reservations and subscriptions -----------------------------------------
 
-    def reserve(self, channels: list[str], user_key: Any) -> Reader:
+    def reserve(self, channels: list[str], user_key: Any, session: str | None = None) -> Reader:
         """Return a Reader counted against the stream caps, or raise TooManyStreams."""
         if len(self.streams) >= conf.get("MAX_STREAMS"):
             raise TooManyStreams("This server holds all the streams it can.", per_user=False)
         if user_key is not None and self.per_user.get(user_key, 0) >= conf.get("MAX_STREAMS_PER_USER"):
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
-        reader = Reader(channels, conf.get("QUEUE_SIZE"))
+        reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
         self.streams.add(reader)
         if user_key is not None:
             self.per_user[user_key] = self.per_user.get(user_key, 0) + 1
@@ -172,6 +175,11 @@ class Hub:
         readers = self.readers.get(message.get("channel"))
         if not readers:
             return
+        if message.get("type") == "livefeed.close":  # that session signed out
+            for reader in readers:
+                if reader.session == message["session"]:
+                    reader.end()
+            return
         event_id = message.get("id")
         if event_id is not None:
             if event_id <= self.floor or event_id in self.dispatched:
@@ -189,8 +197,12 @@ class Hub:
         # One ticker for all streams instead of a sleeping task per stream.
         while True:
             await asyncio.sleep(conf.get("HEARTBEAT"))
+            now = time.monotonic()
             for reader in self.streams:
-                if not reader.overflowed and not reader.queue.full():
+                if reader.expires and reader.expires < now:
+                    reader.expires = None
+                    reader.end()  # reconnect, and so sign in again
+                elif not reader.overflowed and not reader.queue.full():
                     reader.queue.put_nowait((None, _KEEP_ALIVE))
             await self._refresh_groups()
 

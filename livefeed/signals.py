@@ -9,7 +9,7 @@ from typing import Any
 
 from django.db import transaction
 
-from livefeed.api import announce
+from livefeed.api import announce, close_session_streams
 from livefeed.models import Delivery, Notification
 
 
@@ -37,3 +37,9 @@ def recipients_added(
             transaction.on_commit(partial(announce, notification, [instance.pk]), using=using, robust=True)
     else:
         transaction.on_commit(partial(announce, instance, sorted(pk_set)), using=using, robust=True)
+
+
+def user_logged_out(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
+    """Stop streaming to a session as soon as it signs out, not at its next reconnect."""
+    if user is not None and request is not None and hasattr(request, "session"):
+        close_session_streams(user, request.session.session_key)

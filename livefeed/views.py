@@ -11,9 +11,9 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
 from livefeed import conf, eventlog, sse
-from livefeed.channels import can_read, default_channels, validate
+from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
-from livefeed.hub import SHUTDOWN, Hub, Reader, get_hub
+from livefeed.hub import END, Hub, Reader, get_hub
 
 logger = logging.getLogger("livefeed")
 
@@ -35,7 +35,9 @@ async def stream(request: HttpRequest) -> HttpResponse:
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = hub.reserve(channels, user.pk if user.is_authenticated else None)
+        reader = hub.reserve(
+            channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key)
+        )
     except InvalidChannel as error:
         return _error(400, str(error))
     except ChannelDenied as error:
@@ -99,7 +101,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
                 yield b"".join(chunks)
         while True:
             item = await reader.queue.get()
-            if item is SHUTDOWN:
+            if item is END:
                 yield sse.retry(conf.get("RETRY") + random.randint(0, conf.get("SHUTDOWN_SPREAD")))
                 return
             event_id, payload = item

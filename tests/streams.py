@@ -9,9 +9,11 @@ import asyncio
 import json
 from http.cookies import SimpleCookie
 
+from asgiref.sync import async_to_sync
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 
+from livefeed import hub
 from livefeed.asgi import get_asgi_application
 from tests.sse_parser import Event, Parser
 
@@ -117,3 +119,17 @@ def cookie_header(session_key: str) -> str:
     cookie = SimpleCookie()
     cookie[settings.SESSION_COOKIE_NAME] = session_key
     return cookie.output(header="", sep="").strip()
+
+
+def run(scenario):
+    """Run an async scenario on a fresh event loop, then stop that loop's hub."""
+
+    async def main():
+        try:
+            return await scenario()
+        finally:
+            current = hub._hubs.get(asyncio.get_running_loop())
+            if current:
+                await current.close()
+
+    return async_to_sync(main)()

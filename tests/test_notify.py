@@ -10,8 +10,7 @@ from django.db import transaction
 
 import livefeed
 from livefeed.models import Delivery, Event, Notification
-from tests.streams import Stream, session_for
-from tests.test_stream import run
+from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,30 +8,18 @@ import threading
 import time
 
 import pytest
-from asgiref.sync import async_to_sync
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import User
 from django.db import connection, connections, transaction
 from django.test import override_settings
 
 import livefeed
 from livefeed import hub
-from tests.streams import Stream, session_for
+from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 PUBLISHERS, PER_PUBLISHER = 8, 15
-
-
-def run(scenario):
-    async def main():
-        try:
-            return await scenario()
-        finally:
-            current = hub._hubs.get(asyncio.get_running_loop())
-            if current:
-                await current.close()
-
-    return async_to_sync(main)()
 
 
 def _publisher(number: int, channel: str, start: threading.Event) -> None:
@@ -147,3 +135,46 @@ def test_churn_leaves_no_queue_group_task_thread_or_connection():
         "new_threads": 0,
     }
     assert _db_connections() <= connections_before
+
+
+def _sign_out(user, session_key):
+    from django.contrib.auth import logout
+    from django.contrib.sessions.backends.db import SessionStore
+    from django.test import RequestFactory
+
+    request = RequestFactory().post("/logout/")
+    request.session, request.user = SessionStore(session_key), user
+    logout(request)
+
+
+def test_signing_out_ends_that_sessions_streams_only():
+    user = User.objects.create_user("alice", password="x")
+    laptop, phone = session_for(user), session_for(user)
+
+    async def scenario():
+        on_laptop = await (await Stream(session_key=laptop).open()).connected()
+        on_phone = await (await Stream(session_key=phone).open()).connected()
+        await sync_to_async(_sign_out)(user, laptop)
+        await on_laptop.finish()  # the server ends it by itself
+        await sync_to_async(livefeed.publish)(f"user.{user.pk}", "notification", {"still": "here"})
+        events = await on_phone.events(1)
+        await on_phone.close()
+        again = await Stream(session_key=laptop).open()
+        return again.status, events
+
+    status, events = run(scenario)
+    assert json.loads(events[0].data) == {"still": "here"}
+    assert status == 401  # the reconnect finds the session gone
+
+
+@override_settings(LIVEFEED={"MAX_AGE": 0.1, "HEARTBEAT": 0.05})
+def test_streams_older_than_max_age_end_so_the_client_signs_in_again():
+    key = session_for(User.objects.create_user("alice", password="x"))
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        await stream.finish()
+        return stream
+
+    stream = run(scenario)
+    assert stream.parser.retry >= 3000  # ended on purpose, with a retry delay

@@ -5,30 +5,16 @@ import json
 import threading
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.test import override_settings
 
 import livefeed
 from livefeed import hub
 from livefeed.models import Event
-from tests.streams import Stream, session_for
+from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def run(scenario):
-    """Run an async scenario on a fresh loop, then stop that loop's hub."""
-
-    async def main():
-        try:
-            return await scenario()
-        finally:
-            current = hub._hubs.get(asyncio.get_running_loop())
-            if current:
-                await current.close()
-
-    return async_to_sync(main)()
 
 
 @pytest.fixture
