@@ -201,6 +201,8 @@ class Client:
         expected = delivered = 0
         done_times = []
         for stream in self.streams:
+            if stream.status != 200:
+                continue  # never opened: counted as a failed connect, not as lost events
             expected += len(stream.want)
             delivered += len(stream.want.intersection(stream.seen))
             if stream.done_at is not None:

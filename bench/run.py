@@ -32,6 +32,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="idle: seconds to watch")
     parser.add_argument("--concurrency", type=int, default=1000, help="connects in flight per client")
     parser.add_argument("--timeout", type=float, default=30.0, help="bound on each connect/collect wait")
+    parser.add_argument(
+        "--compare", default="", help="targets, comma-separated: the same run on each, then ratios to the first"
+    )
     parser.add_argument("--patch", default="", help=f"engine experiments, comma-separated: {', '.join(NAMES)}")
     parser.add_argument("--profile", action="store_true", help="py-spy the server into bench/results/")
     args = parser.parse_args(argv)
@@ -44,7 +47,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = parse(argv)
+    if args.compare:
+        return compare(argv, args.compare.split(","))
     harness = Harness(args)
     started = time.monotonic()
     result = {"target": args.target, "scenario": args.scenario, "streams": args.streams, "db": args.db}
@@ -69,6 +75,57 @@ def main(argv: list[str] | None = None) -> int:
     result["load_avg_1m"] = round(os.getloadavg()[0], 2)
     sys.stdout.write(json.dumps(result) + "\n")
     return 0
+
+
+# The numbers compared between targets: lower is better for all but "delivered".
+_RATIOS = (
+    "delivered",
+    "connect_server_cpu_ms_per_stream",
+    "server_cpu_us_per_delivery",
+    "server_rss_kb_per_stream",
+    "server_threads",
+    "p99_ms",
+    "idle_server_cpu_pct",
+    "reconnect_server_cpu_ms_per_stream",
+)
+
+
+def compare(argv: list[str], names: list[str]) -> int:
+    """Run the same scenario on each target, one after another; print every line, then ratios."""
+    rest, skip = [], False
+    for arg in argv:
+        if skip or arg.startswith("--compare="):
+            skip = False
+            continue
+        skip = arg == "--compare"
+        if not skip:
+            rest.append(arg)
+    results = []
+    for name in names:
+        run = subprocess.run(
+            [sys.executable, "-m", "bench.run", *rest, "--target", name], capture_output=True, text=True
+        )
+        line = (
+            run.stdout.strip().splitlines()[-1]
+            if run.stdout.strip()
+            else json.dumps({"target": name, "error": run.stderr[-500:]})
+        )
+        sys.stdout.write(line + "\n")
+        sys.stdout.flush()
+        results.append(json.loads(line))
+    base = _flat(results[0])
+    ratios = {}
+    for result in results[1:]:
+        other = _flat(result)
+        ratios[result["target"]] = {
+            key: round(other[key] / base[key], 2) for key in _RATIOS if base.get(key) and other.get(key) is not None
+        }
+    sys.stdout.write(json.dumps({"ratios_to": results[0]["target"], "ratios": ratios}) + "\n")
+    return 0
+
+
+def _flat(result: dict) -> dict:
+    return {**result, "p99_ms": result.get("latency_ms", {}).get("p99")}
 
 
 def _revision() -> str:
