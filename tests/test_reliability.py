@@ -178,3 +178,29 @@ def test_streams_older_than_max_age_end_so_the_client_signs_in_again():
 
     stream = run(scenario)
     assert stream.parser.retry >= 3000  # ended on purpose, with a retry delay
+
+
+def test_streams_outlive_the_core_redis_layers_group_expiry(redis_url, settings):
+    """channels-redis' core layer drops group members after group_expiry; the hub re-joins in time."""
+    settings.CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # redis-py 8 times out idle reads after 5 s and caps the pool (DESIGN §6 trap 6).
+            "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}], "group_expiry": 1},
+        }
+    }
+    # Recovery from the log would hide a lost membership: keep it out of this test.
+    settings.LIVEFEED = {"HEARTBEAT": 0.1, "RECOVERY_INTERVAL": 60}
+    user = User.objects.create_user("alice", password="x")
+    key = session_for(user)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        await asyncio.sleep(2.5)  # well past the expiry
+        await sync_to_async(livefeed.publish)(f"user.{user.pk}", "notification", {"late": True})
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert json.loads(events[0].data) == {"late": True}
