@@ -9,7 +9,7 @@ class LivefeedConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from livefeed import signals
+        from livefeed import checks, signals  # noqa: F401 - checks register themselves
         from livefeed.models import Notification
 
         post_save.connect(signals.notification_saved, sender=Notification, dispatch_uid="livefeed_saved")

@@ -1,0 +1,85 @@
+"""System checks (`manage.py check`) for deployments that would silently break streaming."""
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import Error, Tags, Warning, register
+
+from livefeed import conf
+
+# Common proxy idle timeouts are 60 s (nginx proxy_read_timeout, ELB).
+_PROXY_TIMEOUT = 55
+
+
+@register(Tags.compatibility)
+def check_server(app_configs: Any = None, **kwargs: Any) -> list:
+    """Streams need an ASGI server: under WSGI an async stream is buffered whole."""
+    if getattr(settings, "ASGI_APPLICATION", None) or "daphne" in settings.INSTALLED_APPS:
+        return []
+    return [
+        Warning(
+            "No ASGI application is configured: under WSGI the livefeed stream is buffered "
+            "and never reaches the browser.",
+            hint="Add 'daphne' first in INSTALLED_APPS and set ASGI_APPLICATION, then serve with daphne.",
+            id="livefeed.W001",
+        )
+    ]
+
+
+@register(Tags.compatibility)
+def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list:
+    """A missing layer fails every stream; the in-memory one works in one process only."""
+    layers = getattr(settings, "CHANNEL_LAYERS", None) or {}
+    alias = conf.get("CHANNEL_LAYER")
+    if alias not in layers:
+        return [
+            Error(
+                f"CHANNEL_LAYERS has no {alias!r} layer: livefeed cannot deliver events.",
+                hint="Set CHANNEL_LAYERS, e.g. channels_redis.pubsub.RedisPubSubChannelLayer with your Redis.",
+                id="livefeed.E002",
+            )
+        ]
+    if layers[alias].get("BACKEND", "").endswith("InMemoryChannelLayer") and not settings.DEBUG:
+        return [
+            Warning(
+                "The in-memory channel layer delivers only within one process: events published "
+                "from other processes (workers, shell, other servers) never arrive.",
+                hint="Use channels_redis.pubsub.RedisPubSubChannelLayer in production.",
+                id="livefeed.W003",
+            )
+        ]
+    return []
+
+
+@register(Tags.compatibility)
+def check_middleware(app_configs: Any = None, **kwargs: Any) -> list:
+    """Compressing middleware other than Django's own may buffer the stream (DESIGN §6 trap 11)."""
+    suspects = [
+        path
+        for path in settings.MIDDLEWARE
+        if "gzip" in path.lower() or "compress" in path.lower() or "brotli" in path.lower()
+    ]
+    suspects = [path for path in suspects if path != "django.middleware.gzip.GZipMiddleware"]
+    return [
+        Warning(
+            f"{path} may compress and buffer the livefeed stream.",
+            hint="Make it skip responses with Content-Type text/event-stream or Content-Encoding set.",
+            id="livefeed.W004",
+        )
+        for path in suspects
+    ]
+
+
+@register(Tags.compatibility)
+def check_heartbeat(app_configs: Any = None, **kwargs: Any) -> list:
+    """Proxies close connections idle longer than their timeout, usually 60 s."""
+    heartbeat = conf.get("HEARTBEAT")
+    if isinstance(heartbeat, int | float) and 0 < heartbeat <= _PROXY_TIMEOUT:
+        return []
+    return [
+        Warning(
+            f"LIVEFEED['HEARTBEAT'] is {heartbeat!r}: proxies drop streams idle for about 60 s.",
+            hint=f"Use a positive number of seconds up to {_PROXY_TIMEOUT} (default 15).",
+            id="livefeed.W005",
+        )
+    ]

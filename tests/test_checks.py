@@ -1,0 +1,44 @@
+"""`manage.py check` warns about deployments that would silently break streaming."""
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import SystemCheckError
+
+
+@pytest.mark.django_db
+def test_the_demo_settings_pass(settings, capsys):
+    settings.DEBUG = True  # the demo's default; pytest-django turns it off
+    call_command("check")
+    assert "livefeed." not in capsys.readouterr().err
+
+
+@pytest.mark.django_db
+def test_a_broken_setup_fails_manage_py_check(settings):
+    settings.CHANNEL_LAYERS = {}
+    with pytest.raises(SystemCheckError, match="livefeed.E002"):
+        call_command("check")
+
+
+@pytest.mark.parametrize(
+    ("changes", "check_id"),
+    [
+        ({"INSTALLED_APPS": ["channels", "livefeed"], "ASGI_APPLICATION": None}, "livefeed.W001"),
+        ({"CHANNEL_LAYERS": {}}, "livefeed.E002"),
+        ({"DEBUG": False}, "livefeed.W003"),
+        ({"MIDDLEWARE": ["some.thirdparty.GzipCompressionMiddleware"]}, "livefeed.W004"),
+        ({"LIVEFEED": {"HEARTBEAT": 120}}, "livefeed.W005"),
+    ],
+)
+def test_each_risky_setting_gets_its_own_check(settings, changes, check_id):
+    settings.DEBUG = True
+    for name, value in changes.items():
+        setattr(settings, name, value)
+    from livefeed import checks
+
+    messages = [
+        message
+        for check in (checks.check_server, checks.check_channel_layer, checks.check_middleware, checks.check_heartbeat)
+        for message in check()
+    ]
+    assert [m.id for m in messages] == [check_id]
+    assert messages[0].hint
