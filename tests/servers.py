@@ -34,15 +34,15 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> 
 class Process:
     """A child process in its own process group, logged to test-artifacts/."""
 
-    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None):
-        self.name, self.args, self.port, self.env = name, args, port, env
+    def __init__(self, name: str, args: list[str], port: int, env: dict[str, str] | None = None, cwd=ROOT):
+        self.name, self.args, self.port, self.env, self.cwd = name, args, port, env, cwd
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "Process":
         ARTIFACTS.mkdir(exist_ok=True)
         log = open(ARTIFACTS / f"{self.name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
-            self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            self.args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
         wait_for_port(self.port, self.process)
