@@ -29,6 +29,11 @@ DOCS = Path(__file__).resolve().parent.parent / "docs"
 XSS = "<img src=x onerror=alert(1)>"
 
 
+@pytest.fixture(autouse=True)
+def _publish_over_redis(redis_layer):
+    """Send what this process publishes over the servers' Redis, as a shell or worker would."""
+
+
 @contextlib.contextmanager
 def chromium():
     """Yield a headless chromium, closed (with Playwright's loop) before the test's DB teardown."""
@@ -173,7 +178,8 @@ def test_notification_sent_while_the_server_is_down_shows_once_after_restart(dap
         notify(bob, "Sent while down")
         server.start()  # the same port
 
-        expect(toasts(page, "Sent while down")).to_be_visible(timeout=15_000)
+        # SIGTERM ends streams with a retry of RETRY + up to SHUTDOWN_SPREAD (3 + 10 s).
+        expect(toasts(page, "Sent while down")).to_be_visible(timeout=16_000)
         expect(badge(page)).to_have_text("1")
         # A later event arrives after any duplicate of the first would have.
         notify(bob, "Sent after restart")
@@ -211,13 +217,17 @@ def test_stream_is_recreated_after_the_browser_gives_up_on_a_502(daphne_servers)
         assert len(failures) == 2
 
 
-def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_servers):
+@pytest.mark.parametrize("election", ["web-locks", "broadcast-channel"])
+def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_servers, election):
     (server,) = daphne_servers(1, LIVEFEED_LOG_LEVEL="DEBUG")
     bob = make_user("bob")
     with chromium() as browser:
         context = signed_in(browser, server, bob)
+        if election == "broadcast-channel":  # a browser without Web Locks: heartbeats elect
+            context.add_init_script("Object.defineProperty(navigator, 'locks', {value: undefined})")
         since = log_size(server)
         tabs = [open_home(context) for _ in range(3)]
+        assert tabs[0].evaluate("navigator.locks === undefined") == (election == "broadcast-channel")
         notify(bob, "To every tab")
         for tab in tabs:
             expect(toasts(tab, "To every tab")).to_be_visible(timeout=5_000)
@@ -229,7 +239,39 @@ def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_serve
         for tab in tabs[1:]:
             expect(toasts(tab, "After the leader left")).to_be_visible(timeout=10_000)
             expect(badge(tab)).to_have_text("2")
-        assert streams_opened(server, since) == 2
+        if election == "web-locks":
+            assert streams_opened(server, since) == 2
+        else:  # both followers may claim at once; the one with the larger id steps down
+            assert streams_opened(server, since) in (2, 3)
+
+
+def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        leader, follower = open_home(context), open_home(context)
+        follower.evaluate(
+            """() => {
+                window.heard = [];
+                const root = document.querySelector("[data-livefeed]");
+                for (const target of [root, document]) {
+                    target.addEventListener("livefeed:notification", (e) => heard.push(e.detail.title));
+                }
+                livefeed.on("deploy", (detail) => heard.push(detail.version));
+            }"""
+        )
+        # Only the follower's page code asked for "deploy": the leader learns to listen for it.
+        off_loop(livefeed.publish, f"user.{bob.pk}", "deploy", {"version": "v2"})
+        follower.wait_for_function("heard.length === 1", timeout=5_000)
+        # home.html's demo.js listens with livefeed.on("progress", ...) in both tabs.
+        off_loop(livefeed.publish, f"user.{bob.pk}", "progress", {"done": 3, "total": 10})
+        for tab in (leader, follower):
+            expect(tab.locator("#demo-progress")).to_have_attribute("max", "10")
+            expect(tab.locator("#demo-progress")).to_have_js_property("value", 3)
+        notify(bob, "Heard by page code")
+        follower.wait_for_function("heard.length === 3", timeout=5_000)
+        assert follower.evaluate("heard") == ["v2", "Heard by page code", "Heard by page code"]
 
 
 def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):

@@ -19,9 +19,10 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
     if user is None or not user.is_authenticated:
         return {"enabled": False}
     # The log position first, then the counts: an event committed in between
-    # is replayed to the page, whose counts it carries, and never missed.
+    # is replayed to the page, whose counts it carries, and never missed. An
+    # empty log is position 0: the page's stream then replays from the start.
     last_event_id = _last_event_id()
-    unread, unseen = _counts(user)
+    unread, unseen, newest = _inbox_state(user)
     stream_url = reverse("livefeed:stream")
     return {
         "enabled": True,
@@ -30,6 +31,7 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
         "last_event_id": last_event_id or 0,
         "unread_count": unread,
         "unseen_count": unseen,
+        "newest_id": newest or 0,
         "badge": "9+" if unread > 9 else str(unread),
         "unread_label": _unread_label(unread),
         "strings": json.dumps(_strings(), ensure_ascii=False),
@@ -42,12 +44,13 @@ def _last_event_id() -> int | None:
     return Event.objects.aggregate(high=Max("id"))["high"]
 
 
-def _counts(user: Any) -> tuple[int, int]:
-    """Return the user's unread and unseen notification counts."""
+def _inbox_state(user: Any) -> tuple[int, int, int | None]:
+    """Return the user's unread and unseen counts and the id of their newest notification."""
     from livefeed.models import Delivery
 
     counts = Delivery.objects.counts([user.pk])[user.pk]
-    return counts["unread_count"], counts["unseen_count"]
+    newest = Delivery.objects.inbox(user).aggregate(newest=Max("notification_id"))["newest"]
+    return counts["unread_count"], counts["unseen_count"], newest
 
 
 def _unread_label(count: int) -> str:

@@ -174,6 +174,7 @@
         for (const n of body.results) {
           if (!items.has(n.id)) list.append(render(n));
           oldest = n.id;
+          newest = Math.max(newest, n.id);
         }
         exhausted = body.has_more === undefined ? body.results.length < PAGE : !body.has_more;
         loaded = true;
@@ -353,12 +354,14 @@
 
   // Events -------------------------------------------------------------------
   const known = new Set(); // notification ids already shown: a replay shows nothing twice
+  let newest = Number(cfg.newestId) || 0; // the newest notification this page knows of
 
   function notified(n) {
     if (typeof n !== "object" || n === null) return true;
     if (n.id != null) {
       if (known.has(n.id) || items.has(n.id)) return false;
       known.add(n.id);
+      newest = Math.max(newest, n.id);
     }
     // Group and broadcast notifications carry no per-user count: count locally.
     setUnread(typeof n.unread_count === "number" ? n.unread_count : unread + 1);
@@ -388,13 +391,28 @@
       if (typeof data?.unread_count === "number") setCounts(data);
       else api("?limit=1").catch(console.error);
     }
-    if (name === "reset") {
-      if (loaded) load(true);
-      else api("?limit=1").catch(console.error);
-    }
+    if (name === "reset") catchUp();
+    emit(name, data);
+  }
+
+  function emit(name, detail) {
     for (const target of [root, document]) {
-      target.dispatchEvent(new CustomEvent(`livefeed:${name}`, { detail: data }));
+      target.dispatchEvent(new CustomEvent(`livefeed:${name}`, { detail }));
     }
+  }
+
+  // The server could not replay what this page missed (its log moved on):
+  // show the unread notifications newer than any this page knows, then reload.
+  function catchUp() {
+    const since = newest;
+    api(`?unread=1&limit=${PAGE}`)
+      .then((body) => {
+        for (const n of body.results.reverse()) {
+          if (n.id > since && notified(n)) emit("notification", n);
+        }
+        if (loaded) load(true);
+      })
+      .catch(console.error);
   }
 
   // The stream, held by the leader tab -----------------------------------------
