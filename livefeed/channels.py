@@ -25,7 +25,8 @@ _MAX_NAME = 99 - len(GROUP_PREFIX)
 _NAME = re.compile(rf"[A-Za-z0-9_.\-]{{1,{_MAX_NAME}}}")
 _PART = re.compile(r"\{(\w+)\}")
 
-_patterns: list[tuple[re.Pattern[str], Callable[..., Any]]] = []
+# pattern as registered -> (its regex, its authorize function)
+_patterns: dict[str, tuple[re.Pattern[str], Callable[..., Any]]] = {}
 
 
 def validate(name: str) -> str:
@@ -54,16 +55,32 @@ def session_tag(session_key: str | None) -> str | None:
     return hashlib.sha256(session_key.encode()).hexdigest()[:24] if session_key else None
 
 
-def register(pattern: str, authorize: Callable[..., Any]) -> None:
+def register(pattern: str, authorize: Callable[..., Any] | None = None) -> Any:
     """Make channels matching pattern ("job.{id}") readable when authorize(user, **parts) is true.
 
-    authorize may be sync or async. Parts match letters, digits, "-" and "_".
+    authorize may be sync or async. Parts match letters, digits, "-" and "_",
+    so "job.{owner}.{id}" has two. Registering a pattern again replaces its
+    check, so a reloaded module does not stack checks. Without authorize,
+    return a decorator: `@register("job.{id}")`.
     """
+    if authorize is None:
+
+        def decorator(function: Callable[..., Any]) -> Callable[..., Any]:
+            register(pattern, function)
+            return function
+
+        return decorator
     regex = "".join(
         f"(?P<{piece}>[A-Za-z0-9_\\-]+)" if index % 2 else re.escape(piece)
         for index, piece in enumerate(_PART.split(pattern))
     )
-    _patterns.append((re.compile(regex), authorize))
+    _patterns[pattern] = (re.compile(regex), authorize)
+    return None
+
+
+def unregister(pattern: str) -> None:
+    """Forget a registered pattern (tests, or features switched off at runtime)."""
+    _patterns.pop(pattern, None)
 
 
 def default_channels(user: Any) -> list[str]:
@@ -80,7 +97,7 @@ def can_read(user: Any, channel: str, defaults: list[str]) -> bool:
         return True
     if channel.startswith(("user.", "group.")):
         return False
-    for regex, authorize in _patterns:
+    for regex, authorize in _patterns.values():
         match = regex.fullmatch(channel)
         if match:
             return _call(authorize, user, **match.groupdict())

@@ -1,0 +1,116 @@
+"""Custom channels: a registered pattern decides who may open a stream on them (issue 6)."""
+
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
+
+import livefeed
+from livefeed import channels, hub
+from tests.streams import Stream, run, session_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Who may read which job: the checks below look these up.
+OWNERS = {"42": "alice", "43": "bob"}
+
+
+def owns_job(user, id):
+    return OWNERS.get(id) == user.username
+
+
+async def owns_job_async(user, id):
+    return OWNERS.get(id) == user.username
+
+
+def same_team(user, team, id):
+    return team == f"team{user.pk}" and id.isdigit()
+
+
+@pytest.fixture
+def alice():
+    user = User.objects.create_user("alice", password="x")
+    return user, session_for(user)
+
+
+@pytest.fixture(params=[owns_job, owns_job_async], ids=["sync", "async"])
+def job_channels(request):
+    livefeed.register_channel("job.{id}", authorize=request.param)
+    yield
+    channels.unregister("job.{id}")
+
+
+def open_stream(session_key, *names):
+    query = "&".join(f"channel={name}" for name in names)
+
+    async def scenario():
+        stream = await Stream(f"/livefeed/stream/?{query}", session_key=session_key).open()
+        body = await stream.json() if stream.status != 200 else None
+        if stream.status == 200:
+            await stream.close()
+        return stream.status, body
+
+    return run(scenario)
+
+
+def test_the_owner_reads_a_job_channel_and_gets_its_events(alice, job_channels):
+    async def scenario():
+        stream = await Stream("/livefeed/stream/?channel=job.42", session_key=alice[1]).open()
+        await stream.connected()
+        await sync_to_async(livefeed.publish)("job.42", "progress", {"percent": 50})
+        events = await stream.events(1)
+        await stream.close()
+        return stream.status, events
+
+    status, events = run(scenario)
+    assert status == 200
+    assert (events[0].type, json.loads(events[0].data)) == ("progress", {"percent": 50})
+
+
+def test_another_users_job_is_refused_before_any_stream_opens(alice, job_channels):
+    status, body = open_stream(alice[1], "job.43")
+    assert status == 403
+    assert "job.43" in body["error"]
+    assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
+
+
+def test_one_refused_channel_refuses_the_whole_stream(alice, job_channels):
+    assert open_stream(alice[1], "job.42", "job.43")[0] == 403
+
+
+@pytest.mark.parametrize("name", ["job.44", "job", "job.42.extra", "jobs.42", "unknown"])
+def test_unknown_channels_and_names_outside_the_pattern_are_refused(alice, job_channels, name):
+    assert open_stream(alice[1], name)[0] == 403
+
+
+def test_every_part_of_a_pattern_reaches_the_check(alice):
+    livefeed.register_channel("report.{team}.{id}", authorize=same_team)
+    try:
+        assert open_stream(alice[1], f"report.team{alice[0].pk}.7")[0] == 200
+        assert open_stream(alice[1], f"report.team{alice[0].pk + 1}.7")[0] == 403
+        assert open_stream(alice[1], f"report.team{alice[0].pk}.seven")[0] == 403
+    finally:
+        channels.unregister("report.{team}.{id}")
+
+
+def test_registering_a_pattern_again_replaces_its_check(alice):
+    livefeed.register_channel("room.{name}", authorize=lambda user, name: True)
+
+    @livefeed.register_channel("room.{name}")
+    def lobby_only(user, name):
+        return name == "lobby"
+
+    try:
+        assert open_stream(alice[1], "room.lobby")[0] == 200
+        assert open_stream(alice[1], "room.kitchen")[0] == 403
+    finally:
+        channels.unregister("room.{name}")
+
+
+def test_anonymous_users_are_asked_to_sign_in_first(job_channels):
+    async def scenario():
+        stream = await Stream("/livefeed/stream/?channel=job.42").open()
+        return stream.status
+
+    assert run(scenario) == 401
