@@ -157,7 +157,7 @@ class Harness:
         out.parent.mkdir(exist_ok=True)
         spy = Path(sys.executable).parent / "py-spy"
         self.profiler = subprocess.Popen(
-            [str(spy), "record", "--pid", str(self.pid), "--rate", "200", "--gil", "--format", "raw", "-o", str(out)],
+            [str(spy), "record", "--pid", str(self.pid), "--rate", "1000", "--gil", "--format", "raw", "-o", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
