@@ -20,7 +20,7 @@ if os.environ.get("BENCH_TRACEMALLOC"):
 
 async def application(scope: dict, receive, send) -> None:
     if scope["type"] == "http" and scope["path"] == STATS_PATH:
-        stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count()}
+        stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(), "hops": patches.hops}
         if tracemalloc.is_tracing():
             top = tracemalloc.take_snapshot().statistics("traceback" if scope["query_string"] else "filename")
             stats["memory"] = [[str(stat.traceback), stat.size, stat.count] for stat in top[:40]]

@@ -122,7 +122,8 @@ class Harness:
     def snapshot(self) -> dict:
         """Return the server's CPU, RSS, threads, asyncio tasks and DB connections now."""
         snap = {"t": time.monotonic(), "cpu": procstat.cpu_seconds(self.pid), **procstat.status(self.pid)}
-        snap["tasks"] = self.target.task_count()
+        stats = self.fetch_stats() or {}
+        snap["tasks"], snap["hops"] = stats.get("tasks"), stats.get("hops")
         snap["db_connections"] = self._db_connections()
         return snap
 

@@ -8,7 +8,8 @@ import os
 
 from asgiref.sync import sync_to_async
 
-NAMES = ("keep-db", "lean-middleware", "coalesce")
+NAMES = ("keep-db", "lean-middleware", "coalesce", "count-hops")
+hops = 0  # sync_to_async calls so far, with the count-hops patch
 
 
 def active() -> set[str]:
@@ -38,6 +39,22 @@ def code() -> None:
         views._open_channels = sync_to_async(views._authorized_channels)
     if "coalesce" in active():
         views._events = _coalescing_events(views)
+    if "count-hops" in active():
+        _count_hops()
+
+
+def _count_hops() -> None:
+    """Count every sync_to_async call (a trip to a worker thread and back)."""
+    from asgiref.sync import SyncToAsync
+
+    call = SyncToAsync.__call__
+
+    async def counted(self, *args, **kwargs):
+        global hops
+        hops += 1
+        return await call(self, *args, **kwargs)
+
+    SyncToAsync.__call__ = counted
 
 
 def _coalescing_events(views):

@@ -24,6 +24,11 @@ def connect(h: Harness) -> dict:
         "server_threads_before": before["threads"],
         "server_threads": held["threads"],
         "server_tasks": held["tasks"],
+        **(
+            {"thread_hops_per_stream": _per(after["hops"] - before["hops"], _connected(replies))}
+            if after["hops"]
+            else {}
+        ),
         "db_connections": held["db_connections"],
     }
 

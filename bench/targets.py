@@ -35,10 +35,6 @@ class Livefeed:
         # The publisher's first send opens its Redis connection: not part of any latency.
         self.publish("bench-warm-up", {"seq": -1, "t": 0})
 
-    def task_count(self) -> int | None:
-        stats = self.harness.fetch_stats()
-        return stats["tasks"] if stats else None
-
     def publish(self, channel: str, data: dict) -> None:
         import livefeed
 
