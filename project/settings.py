@@ -121,6 +121,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 LIVEFEED = {
     "HEARTBEAT": float(os.environ.get("LIVEFEED_HEARTBEAT", 15)),
+    # Without Redis, events sent from another process (shell, a worker) reach
+    # this server only through the event log: sweep it often.
+    "RECOVERY_INTERVAL": 2.0 if REDIS_URL else 0.5,
 }
 
 LOGGING = {
