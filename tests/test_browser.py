@@ -289,6 +289,7 @@ def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):
         expect(page.locator(".livefeed-item .livefeed-title")).to_contain_text(XSS)
         expect(page.locator(".livefeed img, .livefeed script")).to_have_count(0)
         assert dialogs == []
+        expect(page.locator(".livefeed-toast")).to_have_count(0, timeout=10_000)  # auto-dismissed
 
 
 def test_a_storm_of_notifications_becomes_one_summary_toast(daphne_servers):

@@ -82,3 +82,26 @@ def test_anonymous_pages_get_no_widget(rf, db):
     request.user = AnonymousUser()
     html = Template('{% include "livefeed/widget.html" %}').render(Context({"request": request}))
     assert "data-livefeed" not in html
+
+
+def test_staff_send_a_test_notification_from_the_demo_page(client, bob, django_capture_on_commit_callbacks):
+    staff = get_user_model().objects.create_user("alice", password="pw", is_staff=True)
+    client.force_login(staff)
+    form = {"audience": "users", "users": [bob.pk], "title": "Hi <b>", "body": "", "level": "warning", "url": "/"}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/send/", form)
+    assert response.status_code == 302
+    delivery = Delivery.objects.inbox(bob).select_related("notification").get()
+    assert (delivery.notification.title, delivery.notification.level) == ("Hi <b>", "warning")
+    assert Event.objects.filter(channel=f"user.{bob.pk}", event="notification").count() == 1
+
+
+def test_send_page_refuses_non_staff_and_everyone_without_permission(client, bob):
+    client.force_login(bob)
+    assert client.get("/send/").status_code == 302  # to the admin login
+    staff = get_user_model().objects.create_user("alice", password="pw", is_staff=True)
+    client.force_login(staff)
+    response = client.post("/send/", {"audience": "everyone", "title": "All", "level": "info"})
+    assert response.status_code == 200
+    assert "You may not send to everyone." in response.content.decode()
+    assert not Delivery.objects.exists()
