@@ -141,8 +141,12 @@ def _refuse_async_context(name: str = "publish") -> None:
 
 
 def _run(coroutine: Any) -> None:
-    loop = hub.running_loop() or _private_loop()
-    asyncio.run_coroutine_threadsafe(coroutine, loop).result(timeout=10)
+    asyncio.run_coroutine_threadsafe(coroutine, sender_loop()).result(timeout=10)
+
+
+def sender_loop() -> asyncio.AbstractEventLoop:
+    """Return the loop sync code should run livefeed coroutines on (see above)."""
+    return hub.running_loop() or _private_loop()
 
 
 def _private_loop() -> asyncio.AbstractEventLoop:

@@ -9,9 +9,10 @@ class LivefeedConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from livefeed import checks, signals  # noqa: F401 - checks register themselves
+        from livefeed import answers, channels, checks, signals  # noqa: F401 - checks register themselves
         from livefeed.models import Notification
 
+        channels.register(answers.PATTERN, answers.authorize)
         post_save.connect(signals.notification_saved, sender=Notification, dispatch_uid="livefeed_saved")
         user_logged_out.connect(signals.user_logged_out, dispatch_uid="livefeed_logged_out")
         m2m_changed.connect(
