@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Create .venv with a Python >= 3.12 (Django 6 needs it) and install requirements.txt.
+# Create a virtualenv with a Python >= 3.12 (Django 6 needs it) and install
+# requirements.txt. VENV picks the folder (.venv); DJANGO swaps the Django pin
+# (e.g. DJANGO="Django~=5.2.0" for the LTS run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+venv=${VENV:-.venv}
 find_python() {
   local candidate
   for candidate in python3.13 python3.12 python3 \
@@ -13,10 +16,17 @@ find_python() {
   done
   return 1
 }
-if [ ! -x .venv/bin/python ]; then
+if [ ! -x "$venv/bin/python" ]; then
   python=$(find_python) || { echo "livefeed needs Python >= 3.12 (Django 6); none found." >&2; exit 1; }
-  echo "Creating .venv with $python"
-  "$python" -m venv .venv
+  echo "Creating $venv with $python"
+  "$python" -m venv "$venv"
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
-touch .venv/.installed
+requirements=requirements.txt
+if [ -n "${DJANGO:-}" ]; then
+  requirements="$venv/requirements.txt"
+  grep -vi '^django==' requirements.txt > "$requirements"
+  echo "$DJANGO" >> "$requirements"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements" 2>&1 |
+  grep -v "^WARNING: Location" || true
+touch "$venv/.installed"
