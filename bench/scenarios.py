@@ -115,9 +115,11 @@ def _delivery_cost(before: dict, after: dict, delivered: int) -> dict:
 def idle(h: Harness) -> dict:
     """Hold N streams with heartbeats only; CPU over the window, heartbeats received."""
     h.command("stats")  # resets the heartbeat counters
+    h.start_profile(f"{h.target.name}-idle-{h.args.streams}")
     before = h.snapshot()
     time.sleep(h.args.duration)
     after = h.snapshot()
+    h.stop_profile()
     heartbeats = sum(reply["heartbeats"] for reply in h.command("stats"))
     return {
         "idle_seconds": h.args.duration,

@@ -1,0 +1,43 @@
+"""Plot p99 latency and RSS per stream against N from bench.run JSON lines.
+
+.venv/bin/python -m bench.plot bench/results.jsonl docs/performance.png
+"""
+
+import json
+import sys
+from collections import defaultdict
+
+
+def main(source: str, target_png: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(source, encoding="utf-8") as lines:
+        runs = [json.loads(line) for line in lines if line.strip()]
+    series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    for run in runs:
+        if run.get("scenario") == "broadcast" and run.get("latency_ms") and not run.get("patch"):
+            connected = run["connect_connected"]
+            series[run["target"]].append((connected, run["latency_ms"]["p99"], run["server_rss_kb_per_stream"]))
+    figure, (latency, memory) = plt.subplots(1, 2, figsize=(10, 4))
+    for target, points in sorted(series.items()):
+        points.sort()
+        streams = [n for n, _, _ in points]
+        latency.plot(streams, [p99 / 1000 for _, p99, _ in points], "o-", label=target)
+        memory.plot(streams, [rss for _, _, rss in points], "o-", label=target)
+    latency.axhline(0.25, color="grey", linestyle="--", label="target 250 ms")
+    memory.axhline(32, color="grey", linestyle="--", label="target 32 KB")
+    latency.set(xlabel="open streams", ylabel="broadcast p99 latency (s)", title="p99, 20 events at 50 ms")
+    memory.set(xlabel="open streams", ylabel="server RSS per stream (KB)", title="memory per stream")
+    for axes in (latency, memory):
+        axes.legend()
+        axes.grid(alpha=0.3)
+    figure.suptitle("One server process, 2-core machine shared with other work (see docs/performance.md)")
+    figure.tight_layout()
+    figure.savefig(target_png, dpi=90)
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])
