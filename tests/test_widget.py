@@ -69,6 +69,7 @@ def test_root_carries_the_configuration(client, bob, django_capture_on_commit_ca
     assert attrs["unread-count"] == attrs["unseen-count"] == "2"
     # The stream resumes after the log's position at render time: nothing falls between.
     assert attrs["last-event-id"] == str(Event.objects.latest("id").pk)
+    assert attrs["newest-id"] == str(Delivery.objects.inbox(bob).first().notification_id)
     assert attrs["csrf-token"]
     strings = json.loads(attrs["strings"].replace("&quot;", '"'))
     assert strings["unread_other"] == "{count} unread notifications"

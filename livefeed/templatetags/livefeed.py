@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 from django import template
-from django.db.models import Max
+from django.db.models import Count, Max, Q
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 
@@ -45,12 +45,19 @@ def _last_event_id() -> int | None:
 
 
 def _inbox_state(user: Any) -> tuple[int, int, int | None]:
-    """Return the user's unread and unseen counts and the id of their newest notification."""
+    """Return the user's unread and unseen counts and their newest notification's id, in one query."""
     from livefeed.models import Delivery
 
-    counts = Delivery.objects.counts([user.pk])[user.pk]
-    newest = Delivery.objects.inbox(user).aggregate(newest=Max("notification_id"))["newest"]
-    return counts["unread_count"], counts["unseen_count"], newest
+    state = (
+        Delivery.objects.inbox(user)
+        .order_by()
+        .aggregate(
+            unread=Count("pk", filter=Q(read_at__isnull=True)),
+            unseen=Count("pk", filter=Q(seen_at__isnull=True)),
+            newest=Max("notification_id"),
+        )
+    )
+    return state["unread"], state["unseen"], state["newest"]
 
 
 def _unread_label(count: int) -> str:
