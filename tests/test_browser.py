@@ -73,9 +73,9 @@ def base_url(server: servers.Process) -> str:
     return f"http://127.0.0.1:{server.port}"
 
 
-def signed_in(browser: Browser, server: servers.Process, user):
+def signed_in(browser: Browser, server: servers.Process, user, **options):
     """Return a browser context (one "browser profile") signed in as user."""
-    context = browser.new_context(base_url=base_url(server))
+    context = browser.new_context(base_url=base_url(server), **options)
     session_key = off_loop(session_for, user)
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base_url(server)}])
     return context
@@ -365,11 +365,7 @@ def test_screenshot_of_the_open_dropdown(daphne_servers):
     for title, level, body in sent:
         off_loop(livefeed.notify, recipient=bob, title=title, level=level, body=body, url="/")
     with chromium() as browser:
-        context = browser.new_context(base_url=base_url(server), viewport={"width": 900, "height": 560})
-        context.add_cookies(
-            [{"name": settings.SESSION_COOKIE_NAME, "value": off_loop(session_for, bob), "url": base_url(server)}]
-        )
-        page = open_home(context)
+        page = open_home(signed_in(browser, server, bob, viewport={"width": 900, "height": 560}))
         page.locator(".livefeed-bell").click()
         page.locator(".livefeed-item", has_text="Disk usage").get_by_role("button", name="Mark as read").click()
         expect(badge(page)).to_have_text("4")
