@@ -8,6 +8,12 @@ from project import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("send/", views.send, name="send"),
+    path("demos/job/", views.job_demo, name="job_demo"),
+    path("demos/job/start/", views.job_start, name="job_start"),
+    path("demos/answer/", views.answer_demo, name="answer_demo"),
+    path("demos/answer/start/", views.answer_start, name="answer_start"),
+    path("demos/answer/stream/", views.answer_stream, name="answer_stream"),
+    path("demos/orders/", views.orders_demo, name="orders_demo"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),

@@ -5,10 +5,15 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
 
 import livefeed
+from livefeed import answers
+from project import jobs
+from project.answers import stand_in_answer
+from project.models import Order
 
 
 @login_required
@@ -64,3 +69,56 @@ def send(request: HttpRequest) -> HttpResponse:
             messages.success(request, f"Sent “{fields['title']}”.")
             return redirect("send")
     return render(request, "send.html", {"form": form})
+
+
+# Demos: custom channels, streamed answers and model events ---------------------
+# Each page subscribes before it starts its job or answer, so no event can
+# arrive before the page listens; the key is chosen by the page for that reason.
+
+
+@login_required
+def job_demo(request: HttpRequest) -> HttpResponse:
+    return render(request, "demos/job.html", {"channel_prefix": f"job.{request.user.pk}."})
+
+
+@login_required
+@require_POST
+def job_start(request: HttpRequest) -> JsonResponse:
+    """Start the demo job whose progress the page follows on job.<user>.<id>."""
+    try:
+        channel = jobs.start(request.user, request.POST.get("id", ""))
+    except ValueError as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse({"channel": channel}, status=202)
+
+
+@login_required
+def answer_demo(request: HttpRequest) -> HttpResponse:
+    return render(request, "demos/answer.html", {"channel_prefix": f"answer.{request.user.pk}."})
+
+
+@login_required
+@require_POST
+def answer_start(request: HttpRequest) -> JsonResponse:
+    """Stream the answer on the user's answer channel; the page reads it through the widget."""
+    try:
+        channel = answers.start_answer(request.user, stand_in_answer(_prompt(request)), key=request.POST.get("key"))
+    except ValueError as error:
+        return JsonResponse({"error": str(error)}, status=400)
+    return JsonResponse({"channel": channel}, status=202)
+
+
+@login_required
+@require_POST
+def answer_stream(request: HttpRequest) -> HttpResponse:
+    """Answer as the SSE body of this response, for a page reading it with fetch()."""
+    return answers.answer_response(stand_in_answer(_prompt(request)))
+
+
+def _prompt(request: HttpRequest) -> str:
+    return request.POST.get("prompt", "").strip()[:500] or "What are Server-Sent Events?"
+
+
+@login_required
+def orders_demo(request: HttpRequest) -> HttpResponse:
+    return render(request, "demos/orders.html", {"orders": Order.objects.all()[:20]})
