@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from project.answers import stand_in_text
 from project.models import Order
 from tests import servers
-from tests.test_browser import chromium, make_user, off_loop, signed_in
+from tests.test_browser import chromium, log_size, make_user, off_loop, open_home, signed_in, streams_opened
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
@@ -52,6 +52,21 @@ def test_the_job_progress_bar_fills_to_100_percent(daphne_servers):
         expect(page.get_by_role("button", name="Start the job")).to_be_enabled()
 
 
+def test_a_follower_tab_subscribes_through_the_leaders_one_stream(daphne_servers):
+    (server,) = daphne_servers(1, LIVEFEED_LOG_LEVEL="DEBUG")
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        since = log_size(server)
+        open_home(context)  # the first tab leads and holds the stream
+        follower = open_page(context, "/demos/job/")
+        follower.get_by_role("button", name="Start the job").click()
+
+        expect(follower.locator(".demo-job-percent")).to_have_text("100%", timeout=10_000)
+        # The leader's stream, then once more with the job's channel added: no stream of its own.
+        assert streams_opened(server, since) == 2
+
+
 @pytest.mark.parametrize(
     "button", ["Ask (over the shared stream)", "Ask (fetch() POST stream)"], ids=["channel", "fetch"]
 )
@@ -84,10 +99,17 @@ def test_the_table_follows_orders_saved_in_another_process(daphne_servers, datab
         page = open_page(signed_in(browser, server, bob), "/demos/orders/")
         row = page.locator(f'tr[data-pk="{pk}"]')
         expect(row.locator('[data-field="status"]')).to_have_text("new")
+        page.evaluate(
+            """() => {
+                window.heard = [];
+                document.addEventListener("livefeed:order.updated", (e) => heard.push(e.detail.status));
+            }"""
+        )
 
         in_a_shell(shell, f"o = Order.objects.get(pk={pk}); o.status = 'shipped'; o.quantity = 3; o.save()")
         expect(row.locator('[data-field="status"]')).to_have_text("shipped", timeout=10_000)
         expect(row.locator('[data-field="quantity"]')).to_have_text("3")
+        assert page.evaluate("heard") == ["shipped"]  # page code hears it as a DOM event too
 
         in_a_shell(
             shell,

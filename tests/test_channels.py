@@ -114,3 +114,29 @@ def test_anonymous_users_are_asked_to_sign_in_first(job_channels):
         return stream.status
 
     assert run(scenario) == 401
+
+
+def test_ephemeral_events_go_live_without_an_id_and_are_never_replayed(alice, job_channels):
+    def ticks():
+        livefeed.publish("job.42", "tick", {"n": 1}, store=False)
+        livefeed.publish("job.42", "progress", {"percent": 10})
+
+    async def scenario():
+        live = await Stream("/livefeed/stream/?channel=job.42", session_key=alice[1]).open()
+        await live.connected()
+        await sync_to_async(ticks)()
+        events = await live.events(2)
+        await live.close()
+        # Resume from just before both: the stored event comes back, the tick does not.
+        before = int(events[1].last_event_id) - 1
+        resumed = await Stream(f"/livefeed/stream/?channel=job.42&lastEventId={before}", session_key=alice[1]).open()
+        await resumed.connected()
+        await sync_to_async(livefeed.publish)("job.42", "progress", {"percent": 20})
+        replayed = await resumed.events(2)
+        await resumed.close()
+        return events, replayed
+
+    events, replayed = run(scenario)
+    assert [e.type for e in events] == ["tick", "progress"]
+    assert (events[0].last_event_id, bool(events[1].last_event_id)) == ("", True)
+    assert [json.loads(e.data) for e in replayed] == [{"percent": 10}, {"percent": 20}]  # no tick
