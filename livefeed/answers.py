@@ -40,6 +40,7 @@ logger = logging.getLogger("livefeed")
 
 PATTERN = "answer.{owner}.{key}"
 _KEY = re.compile(r"[A-Za-z0-9_-]{1,40}")
+_END = object()
 
 Producer = AsyncIterable[str] | Iterable[str]
 
@@ -96,8 +97,17 @@ async def _publish(channel: str, producer: Producer) -> None:
                 await apublish(channel, event, data)  # stored: Last-Event-ID resumes mid-answer
     except Exception:
         logger.exception("Could not publish the answer on %s", channel)
+        await _give_up(channel)
     finally:
         _running.discard(task)
+
+
+async def _give_up(channel: str) -> None:
+    # Best effort: a page waiting for `done` should not wait forever.
+    try:
+        await apublish(channel, "done", {"answer": channel, "status": "failed"})
+    except Exception:
+        logger.warning("Could not end the answer on %s either", channel)
 
 
 async def _stream(producer: Producer) -> AsyncIterator[bytes]:
@@ -107,7 +117,7 @@ async def _stream(producer: Producer) -> AsyncIterator[bytes]:
         yield sse.comment("answer")
         async with aclosing(_events(secrets.token_urlsafe(12), producer)) as events:
             async for event, data in events:
-                yield sse.encode(json.dumps(data, ensure_ascii=False), event=event)
+                yield sse.encode(json.dumps(data, ensure_ascii=False, separators=(",", ":")), event=event)
     except Exception:
         # Escaping to daphne would hang the client (DESIGN §6 trap 4).
         logger.exception("Answer stream failed; closing it")
@@ -134,10 +144,10 @@ async def _chunks(producer: Producer) -> AsyncIterator[str]:
     try:
         while True:
             if isinstance(producer, AsyncIterable):
-                chunk = await anext(iterator, None)
+                chunk = await anext(iterator, _END)
             else:  # a sync producer may block: never on the server's loop
-                chunk = await asyncio.to_thread(next, iterator, None)
-            if chunk is None:
+                chunk = await asyncio.to_thread(next, iterator, _END)
+            if chunk is _END:
                 return
             if not isinstance(chunk, str):
                 raise TypeError(f"An answer producer must yield str chunks, not {type(chunk).__name__}.")

@@ -199,15 +199,21 @@ def test_a_response_sends_its_first_bytes_before_the_producer_answers():
     assert run(scenario) == [sse.comment("answer")]
 
 
-def test_a_failing_producer_ends_the_response_cleanly():
+def broken():
+    yield "Half an "
+    raise ConnectionError("the model went away")
+
+
+@pytest.mark.parametrize(
+    "producer",
+    [broken, lambda: iter(["Half an ", None]), lambda: iter(["Half an ", b"bytes"])],
+    ids=["raises", "yields-none", "yields-bytes"],
+)
+def test_a_failing_producer_ends_the_response_cleanly(producer):
     parser = Parser()
 
-    def broken():
-        yield "Half an "
-        raise ConnectionError("the model went away")
-
     async def scenario():
-        return await read_response(answers.answer_response(broken()), parser)
+        return await read_response(answers.answer_response(producer()), parser)
 
     run(scenario)
     assert texts(parser.events) == ["Half an "]
