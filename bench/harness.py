@@ -164,6 +164,17 @@ class Harness:
         )
         time.sleep(1)  # py-spy attaches
 
+    def dump_stacks(self, label: str) -> str | None:
+        """Write every thread's stack of the server (py-spy dump) to bench/results/; return the path."""
+        spy = Path(sys.executable).parent / "py-spy"
+        if not spy.exists():
+            return None
+        out = ROOT / "bench" / "results" / f"{label}-stacks.txt"
+        out.parent.mkdir(exist_ok=True)
+        dump = subprocess.run([str(spy), "dump", "--pid", str(self.pid), "--locals"], capture_output=True, text=True)
+        out.write_text(dump.stdout + dump.stderr)
+        return str(out.relative_to(ROOT))
+
     def stop_profile(self) -> None:
         if self.profiler and self.profiler.poll() is None:
             self.profiler.send_signal(2)  # SIGINT: py-spy writes its file and exits

@@ -15,9 +15,14 @@ def connect(h: Harness) -> dict:
     replies = h.command("connect", resume=False, concurrency=h.args.concurrency, timeout=h.args.timeout)
     after = h.snapshot()
     h.stop_profile()
+    stacks = None
+    if _connected(replies) < h.args.streams // 2:
+        # Most connects failed: keep the server's stacks to see where it waits.
+        stacks = h.dump_stacks(f"{h.target.name}-connect-{h.args.streams}")
     time.sleep(0.5)  # let the server settle before counting what it holds
     held = h.snapshot()
     return {
+        **({"server_stacks": stacks} if stacks else {}),
         **_connect_summary(replies, before, after),
         "server_rss_kb_per_stream": _per(held["rss_kb"] - before["rss_kb"], _connected(replies)),
         "server_rss_mb": round(held["rss_kb"] / 1024, 1),
