@@ -4,6 +4,7 @@
 """
 
 import json
+import statistics
 import sys
 from collections import defaultdict
 
@@ -16,11 +17,17 @@ def main(source: str, target_png: str) -> None:
 
     with open(source, encoding="utf-8") as lines:
         runs = [json.loads(line) for line in lines if line.strip()]
-    series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    grouped: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for run in runs:
         if run.get("scenario") == "broadcast" and run.get("latency_ms") and not run.get("patch"):
-            connected = run["connect_connected"]
-            series[run["target"]].append((connected, run["latency_ms"]["p99"], run["server_rss_kb_per_stream"]))
+            grouped[run["target"], run["streams"]].append(run)
+    # Repeated runs of one (target, N): their median.
+    series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
+    for (target, _streams), same in grouped.items():
+        connected = int(statistics.median(run["connect_connected"] for run in same))
+        p99 = statistics.median(run["latency_ms"]["p99"] for run in same)
+        rss = statistics.median(run["server_rss_kb_per_stream"] for run in same)
+        series[target].append((connected, p99, rss))
     figure, (latency, memory) = plt.subplots(1, 2, figsize=(10, 4))
     for target, points in sorted(series.items()):
         points.sort()
