@@ -43,8 +43,9 @@ def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
     # Every id up to `high` was visible before `rows` was read (ids become
     # visible in order), so live events up to here are duplicates.
     covered = max(high, last_id, rows[-1][0] if rows else 0)
-    if low is None and last_id > 0 or (low or 0) > last_id + 1:
+    if last_id > 0 and (low is None or low > last_id + 1):
         reason = "expired"  # what the client missed was pruned
+        # (0 is a page rendered on an empty log: it missed nothing that was pruned.)
     elif last_id > high:
         reason = "unknown_id"  # the log was reset under the client
     elif len(rows) > limit:

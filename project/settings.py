@@ -124,6 +124,7 @@ LIVEFEED = {
     # Without Redis, events sent from another process (shell, a worker) reach
     # this server only through the event log: sweep it often.
     "RECOVERY_INTERVAL": 2.0 if REDIS_URL else 0.5,
+    "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
 }
 
 LOGGING = {

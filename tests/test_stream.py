@@ -452,3 +452,19 @@ def test_events_the_layer_lost_are_recovered_from_the_log_exactly_once(alice, se
     events = run(scenario)
     assert sorted(json.loads(e.data)["n"] for e in events) == [0, 1, 2, 3]
     assert len({e.last_event_id for e in events}) == 4
+
+
+def test_resuming_from_zero_replays_the_log_without_a_reset(alice):
+    """A page rendered on an empty log resumes from 0, even once old ids were pruned."""
+    user, key = alice
+    for n in range(3):
+        livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
+    Event.objects.filter(pk=Event.objects.earliest("id").pk).delete()
+
+    async def scenario():
+        stream = await Stream("/livefeed/stream/?lastEventId=0", session_key=key).open()
+        events = await stream.events(2)
+        await stream.close()
+        return events
+
+    assert [json.loads(e.data)["n"] for e in run(scenario)] == [1, 2]
