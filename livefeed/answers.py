@@ -30,7 +30,7 @@ from typing import Any
 
 from django.http import StreamingHttpResponse
 
-from livefeed import sse
+from livefeed import eventlog, sse
 from livefeed.api import apublish, sender_loop
 from livefeed.channels import validate
 
@@ -46,6 +46,10 @@ Producer = AsyncIterable[str] | Iterable[str]
 
 # Background answers in flight: the loop keeps only weak references to tasks.
 _running: set[asyncio.Task] = set()
+
+# apublish() wrote the log from a worker thread; when the answer ends, close
+# that thread's DB connection, so no idle connection outlives it (DESIGN §6 trap 10).
+_release_connection = eventlog.in_thread(lambda: None)
 
 
 def channel_for(user: Any, key: str | None = None) -> str:
@@ -100,6 +104,7 @@ async def _publish(channel: str, producer: Producer) -> None:
         await _give_up(channel)
     finally:
         _running.discard(task)
+        await _release_connection()
 
 
 async def _give_up(channel: str) -> None:
