@@ -155,16 +155,19 @@ class Client:
         old = {s.index: s.last_id for s in self.streams}
         gate = asyncio.Semaphore(concurrency)
         statuses: dict[str, int] = {}
+        first_bytes: list[float] = []  # ms from connect to the status line, per opened stream
         self.streams = []
 
         async def one(key: str, index: int) -> None:
             stream = Stream(self, index, self._request(key, old.get(index, "") if resume else ""))
             self.streams.append(stream)
             async with gate:
+                started = time.monotonic()
                 try:
                     async with asyncio.timeout(timeout):
                         await loop.create_connection(lambda: stream, "127.0.0.1", self.port)
                         status = await stream.opened
+                        first_bytes.append(round((time.monotonic() - started) * 1000, 1))
                 except (OSError, TimeoutError) as error:
                     status = type(error).__name__
                     if stream.transport:
@@ -177,7 +180,14 @@ class Client:
 
         cpu, start = _cpu(), time.monotonic()
         await asyncio.gather(*(one(key, index) for key, index in self.sessions))
-        return {"statuses": statuses, "seconds": time.monotonic() - start, "cpu": _cpu() - cpu}
+        first_bytes.sort()
+        pick = [first_bytes[min(len(first_bytes) - 1, int(q * len(first_bytes)))] for q in (0.1, 0.5, 0.9)]
+        return {
+            "statuses": statuses,
+            "seconds": time.monotonic() - start,
+            "cpu": _cpu() - cpu,
+            "first_byte_ms": dict(zip(("p10", "p50", "p90"), pick, strict=True)) if first_bytes else {},
+        }
 
     def expect(self, seqs: list[int], own: bool) -> dict:
         """Start a phase: each stream wants these seqs (or its own index)."""

@@ -8,7 +8,7 @@ import os
 
 from asgiref.sync import sync_to_async
 
-NAMES = ("keep-db", "lean-middleware", "coalesce", "count-hops")
+NAMES = ("keep-db", "lean-middleware", "coalesce", "count-hops", "fifo-connects")
 hops = 0  # sync_to_async calls so far, with the count-hops patch
 
 
@@ -41,6 +41,50 @@ def code() -> None:
         views._events = _coalescing_events(views)
     if "count-hops" in active():
         _count_hops()
+    if "fifo-connects" in active():
+        _fifo_connects()
+
+
+_OPENING = 4  # stream requests between arrival and first byte at once
+
+
+def _fifo_connects() -> None:
+    """Let only a few stream requests at a time run their setup, so they finish in arrival order.
+
+    Without it every connect of a storm takes its turns on the one stream thread
+    interleaved with all the others, and none gets its first byte before nearly all do.
+    """
+    import asyncio
+
+    from livefeed import asgi
+
+    plain_call = asgi.ASGIHandler.__call__
+    gates: dict = {}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or not asgi._is_stream(scope):
+            return await plain_call(self, scope, receive, send)
+        gate = gates.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_OPENING))
+        await gate.acquire()
+        held = True
+
+        def release() -> None:
+            nonlocal held
+            if held:
+                held = False
+                gate.release()
+
+        async def gated_send(message):
+            if message["type"] == "http.response.body":
+                release()  # the first byte is out: the next request may set up
+            await send(message)
+
+        try:
+            await plain_call(self, scope, receive, gated_send)
+        finally:
+            release()
+
+    asgi.ASGIHandler.__call__ = __call__
 
 
 def _count_hops() -> None:
