@@ -45,7 +45,8 @@ def code() -> None:
         _fifo_connects()
 
 
-_OPENING = 4  # stream requests between arrival and first byte at once
+# Stream requests between arrival and first byte at once (BENCH_OPENING to try others).
+_OPENING = int(os.environ.get("BENCH_OPENING", 4))
 
 
 def _fifo_connects() -> None:
