@@ -27,7 +27,7 @@ class Harness:
     def __init__(self, args) -> None:
         self.args = args
         self.redis: servers.Process | None = None
-        self.server: servers.Process | None = None
+        self.servers: list[servers.Process] = []
         self.clients: list[subprocess.Popen] = []
         self.db_name = ""
         self.profiler: subprocess.Popen | None = None
@@ -54,9 +54,13 @@ class Harness:
         self.sessions = fixtures.populate(self.args.streams + 1)
         self.setup_seconds = time.monotonic() - started
         self.target = targets.get(self.args.target, self)
-        self.server = self.target.start_server(dict(os.environ))
-        self.pid = self.server.process.pid
-        self.target.warm_up(self.sessions[-1])
+        # --servers K: K identical server processes, Redis between them; clients split evenly.
+        for _ in range(self.args.servers):
+            self.servers.append(self.target.start_server(dict(os.environ)))
+            self.target.warm_up(self.sessions[-1], self.servers[-1].port)
+        self.server = self.servers[0]
+        self.pids = [server.process.pid for server in self.servers]
+        self.pid = self.pids[0]  # profiled and dumped
         self._start_clients(self.sessions[:-1])
 
     def _start_clients(self, sessions: list[tuple[str, int]]) -> None:
@@ -74,7 +78,8 @@ class Harness:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            setup = {"port": self.server.port, "path": self.target.path, "cookie": self.target.cookie}
+            port = self.servers[number % len(self.servers)].port
+            setup = {"port": port, "path": self.target.path, "cookie": self.target.cookie}
             process.stdin.write(json.dumps({**setup, "sessions": mine}) + "\n")
             process.stdin.flush()
             self.clients.append(process)
@@ -92,7 +97,7 @@ class Harness:
         from django.db import connections
 
         connections.close_all()
-        for process in (self.server, self.redis):
+        for process in (*self.servers, self.redis):
             if process:
                 process.stop()
         if self.db_name:
@@ -120,16 +125,21 @@ class Harness:
     # Measuring the server ------------------------------------------------------
 
     def snapshot(self) -> dict:
-        """Return the server's CPU, RSS, threads, asyncio tasks and DB connections now."""
-        snap = {"t": time.monotonic(), "cpu": procstat.cpu_seconds(self.pid), **procstat.status(self.pid)}
-        stats = self.fetch_stats() or {}
-        snap["tasks"], snap["hops"] = stats.get("tasks"), stats.get("hops")
+        """Return the servers' CPU, RSS, threads, asyncio tasks and DB connections now (summed)."""
+        snap = {"t": time.monotonic(), "cpu": sum(procstat.cpu_seconds(pid) for pid in self.pids)}
+        for pid in self.pids:
+            for key, value in procstat.status(pid).items():
+                snap[key] = snap.get(key, 0) + value
+        stats = [self.fetch_stats(server.port) or {} for server in self.servers]
+        for key in ("tasks", "hops"):
+            values = [one.get(key) for one in stats]
+            snap[key] = None if None in values else sum(values)
         snap["db_connections"] = self._db_connections()
         return snap
 
     def _db_connections(self) -> int:
         if self.args.db == "sqlite":
-            return procstat.open_files(self.pid, self.db_name)
+            return sum(procstat.open_files(pid, self.db_name) for pid in self.pids)
         from django.db import connection
 
         with connection.cursor() as cursor:
@@ -139,8 +149,8 @@ class Harness:
             )
             return cursor.fetchone()[0]
 
-    def fetch_stats(self) -> dict | None:
-        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=10)
+    def fetch_stats(self, port: int) -> dict | None:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
             connection.request("GET", "/__bench__/stats")
             response = connection.getresponse()

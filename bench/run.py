@@ -26,6 +26,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--scenario", choices=SCENARIOS, default="broadcast")
     parser.add_argument("--target", choices=TARGETS, default="livefeed")
     parser.add_argument("--streams", type=int, default=1000, help="open streams, one user each")
+    parser.add_argument("--servers", type=int, default=1, help="server processes (Redis between them)")
     parser.add_argument("--clients", type=int, default=0, help="load processes (default: 1 per 2,500 streams)")
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     parser.add_argument("--heartbeat", type=float, default=15.0, help="server heartbeat, seconds")
@@ -43,6 +44,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"unknown --patch {', '.join(unknown)}; known: {', '.join(NAMES)}")
     if args.clients <= 0:
         args.clients = max(1, min(4, -(-args.streams // 2500)))
+    args.clients = max(args.clients, args.servers)  # each client talks to one server
     return args
 
 
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     harness = Harness(args)
     started = time.monotonic()
     result = {"target": args.target, "scenario": args.scenario, "streams": args.streams, "db": args.db}
+    if args.servers > 1:
+        result["servers"] = args.servers  # server_* numbers are then sums over all of them
     result["revision"] = _revision()
     if args.patch:
         result["patch"] = args.patch

@@ -21,17 +21,16 @@ class Livefeed:
         port = free = servers.free_port()
         endpoint = f"tcp:port={free}:interface=127.0.0.1:backlog={_BACKLOG}"
         args = [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, "bench.asgi:application"]
-        self.server = servers.Process(f"bench-daphne-{port}", args, port, env).start()
-        return self.server
+        return servers.Process(f"bench-daphne-{port}", args, port, env).start()
 
     def cookie_value(self, session_key: str, pk: int) -> str:
         return session_key
 
-    def warm_up(self, session: tuple[str, int]) -> None:
+    def warm_up(self, session: tuple[str, int], port: int) -> None:
         from bench.harness import raw_get
 
         cookie = f"{self.cookie}={self.cookie_value(*session)}"
-        raw_get(self.server.port, self.path, cookie, b"connected")
+        raw_get(port, self.path, cookie, b"connected")
         # The publisher's first send opens its Redis connection: not part of any latency.
         self.publish("bench-warm-up", {"seq": -1, "t": 0})
 
@@ -54,8 +53,7 @@ class LivefeedUvicorn(Livefeed):
 
     def start_server(self, env: dict[str, str]) -> servers.Process:
         port = servers.free_port()
-        self.server = servers.Process(f"bench-uvicorn-{port}", _uvicorn("bench.asgi:application", port), port, env)
-        return self.server.start()
+        return servers.Process(f"bench-uvicorn-{port}", _uvicorn("bench.asgi:application", port), port, env).start()
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
@@ -76,10 +74,10 @@ class SseStarlette(Livefeed):
     def start_server(self, env: dict[str, str]) -> servers.Process:
         port = servers.free_port()
         args = _uvicorn("bench.peers.starlette_app:app", port)
-        self.server = servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
-        self._redis = None
-        self._next_id = 0
-        return self.server
+        if not hasattr(self, "_redis"):
+            self._redis = None
+            self._next_id = 0
+        return servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
 
     def cookie_value(self, session_key: str, pk: int) -> str:
         return str(pk)
