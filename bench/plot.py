@@ -19,7 +19,12 @@ def main(source: str, target_png: str) -> None:
         runs = [json.loads(line) for line in lines if line.strip()]
     grouped: dict[tuple[str, int], list[dict]] = defaultdict(list)
     for run in runs:
-        if run.get("scenario") == "broadcast" and run.get("latency_ms") and not run.get("patch"):
+        if (
+            run.get("scenario") == "broadcast"
+            and run.get("latency_ms")
+            and not run.get("patch")
+            and not run.get("servers")
+        ):
             grouped[run["target"], run["streams"]].append(run)
     # Repeated runs of one (target, N): their median.
     series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
