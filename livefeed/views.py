@@ -24,14 +24,10 @@ _MAX_CHANNELS = 32
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponse:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
-    user = await request.auser()
-    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return _error(401, "Sign in to open a livefeed stream.")
     try:
-        requested = [validate(name) for name in request.GET.getlist("channel")]
-        if len(requested) > _MAX_CHANNELS:
-            raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
-        channels = await _open_channels(user, requested)
+        user, channels = await _open(request)
+        if channels is None:
+            return _error(401, "Sign in to open a livefeed stream.")
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
@@ -71,19 +67,27 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _authorized_channels(user: Any, requested: list[str]) -> list[str]:
+def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
+    """Return the user and the channels they may read (None: must sign in first)."""
+    user = request.user  # the session and user queries run here, in this thread
+    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
+        return user, None
+    requested = [validate(name) for name in request.GET.getlist("channel")]
+    if len(requested) > _MAX_CHANNELS:
+        raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
     channels = default_channels(user)
     for name in requested:
         if not can_read(user, name, channels):
             raise ChannelDenied(f"You may not read channel {name!r}.")
         if name not in channels:
             channels.append(name)
-    return channels
+    return user, channels
 
 
-# Also closes the connection the session and user lookups opened: an idle
-# stream must not hold it for its whole life (DESIGN §6 trap 10).
-_open_channels = eventlog.in_thread(_authorized_channels)
+# All connect-time queries in one trip to a worker thread (each trip costs as
+# much as a query under a connect storm), which then closes its DB connection:
+# an idle stream must not hold one for its whole life (DESIGN §6 trap 10).
+_open = eventlog.in_thread(_channels)
 
 
 async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
@@ -99,17 +103,16 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
             chunks, seen = await eventlog.replay(reader.channels, last_id)
             if chunks:
                 yield b"".join(chunks)
+        queue = reader.queue
         while True:
-            item = await reader.queue.get()
-            if item is END:
-                yield sse.retry(conf.get("RETRY") + random.randint(0, conf.get("SHUTDOWN_SPREAD")))
-                return
-            event_id, payload = item
-            # Ids become visible in increasing order, so a live event at or
-            # below the replayed high-water mark was already replayed.
-            if event_id is None or event_id > seen:
-                yield payload
-            if reader.overflowed and reader.queue.empty():
+            # Whatever queued up meanwhile leaves as one chunk: one write, not many.
+            items = [await queue.get()]
+            while not queue.empty():
+                items.append(queue.get_nowait())
+            chunk, ending = _chunk(items, seen)
+            if chunk:
+                yield chunk
+            if ending or reader.overflowed and queue.empty():
                 return  # the client reconnects with Last-Event-ID and replays the rest
     except asyncio.CancelledError:
         raise
@@ -119,3 +122,19 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         logger.exception("livefeed stream failed; closing it")
     finally:
         await hub.remove(reader)
+
+
+def _chunk(items: list[tuple[int | None, bytes]], seen: int) -> tuple[bytes, bool]:
+    """Join queued payloads, skipping what replay covered; tell whether the stream must end."""
+    parts = []
+    for item in items:
+        if item is END:
+            # Spread the reconnections of a shutdown or expiry over SHUTDOWN_SPREAD ms.
+            parts.append(sse.retry(conf.get("RETRY") + random.randint(0, conf.get("SHUTDOWN_SPREAD"))))
+            return b"".join(parts), True
+        event_id, payload = item
+        # Ids become visible in increasing order, so a live event at or below
+        # the replayed high-water mark was already replayed.
+        if event_id is None or event_id > seen:
+            parts.append(payload)
+    return b"".join(parts), False
