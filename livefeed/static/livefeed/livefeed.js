@@ -432,6 +432,22 @@
     if (id && !(Number(id) <= Number(lastId))) lastId = id;
   }
 
+  // Ids delivered lately: resuming from an earlier position (a follower's new
+  // channel) replays some of them again.
+  const delivered = new Set();
+  let previousId = ""; // lastEventId of the stream's previous event
+
+  function repeated(id) {
+    // An event without an id field keeps the previous lastEventId: never a repeat.
+    const own = id && id !== previousId;
+    previousId = id;
+    if (!own) return false;
+    if (delivered.has(id)) return true;
+    delivered.add(id);
+    if (delivered.size > 1000) delivered.delete(delivered.values().next().value);
+    return false;
+  }
+
   function status(next) {
     if (leader) relay?.postMessage({ type: "status", state: next, from: me });
     if (next === state) return;
@@ -450,6 +466,7 @@
     clearTimeout(retryTimer);
     source?.close();
     const url = streamUrl();
+    previousId = "";
     const es = (source = new EventSource(url));
     for (const name of names) es.addEventListener(name, received);
     es.addEventListener("open", () => {
@@ -484,14 +501,14 @@
   }
 
   function received(event) {
-    if (event.target !== source) return;
+    if (event.target !== source || repeated(event.lastEventId)) return;
     advance(event.lastEventId);
     const message = { type: "event", name: event.type, data: event.data, id: event.lastEventId, from: me };
     relay?.postMessage(message);
     deliver(message);
   }
 
-  function want(moreNames, moreChannels) {
+  function want(moreNames, moreChannels, since) {
     let reconnect = false;
     for (const name of moreNames) {
       if (names.has(name)) continue;
@@ -503,11 +520,16 @@
       reconnect ||= !channels.has(channel);
       channels.add(channel);
     }
-    if (leader && reconnect && source) connect();
+    if (leader && reconnect && source) {
+      // A follower's new channel may have had events since its own position,
+      // which this tab may already have passed on other channels.
+      if (since && Number(since) < Number(lastId)) lastId = since;
+      connect();
+    }
   }
 
   function ask() {
-    relay?.postMessage({ type: "want", names: [...names], channels: [...channels] });
+    relay?.postMessage({ type: "want", names: [...names], channels: [...channels], since: lastId });
   }
 
   function lead() {
@@ -525,7 +547,11 @@
 
   relay?.addEventListener("message", ({ data: m }) => {
     if (m.type === "want" && leader) {
-      want(m.names, m.channels.filter((channel) => CHANNEL.test(channel)));
+      want(
+        m.names,
+        m.channels.filter((channel) => CHANNEL.test(channel)),
+        /^\d+$/.test(m.since || "") ? m.since : "",
+      );
       status(state); // tell the new tab how the stream is doing
     } else if (leader) {
       return;
