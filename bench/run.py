@@ -61,8 +61,6 @@ def main(argv: list[str] | None = None) -> int:
     result["revision"] = _revision()
     if args.patch:
         result["patch"] = args.patch
-        if "fifo-connects" in args.patch:
-            result["opening"] = int(os.environ.get("BENCH_OPENING", 4))
     busy_before = procstat.machine_busy()
     try:
         harness.start()
