@@ -17,6 +17,7 @@ demo: .venv/.installed
 test: .venv/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m ruff check .
+	$(PY) -m mypy
 	$(PY) -m pytest
 	@url=$$(bash scripts/postgres-url.sh); \
 	if [ -n "$$url" ]; then echo "== the suite again on PostgreSQL ($$url)"; DATABASE_URL=$$url $(PY) -m pytest; \

@@ -6,7 +6,8 @@ Sending needs the add permission; sending to everyone also needs
 livefeed.send_to_everyone.
 """
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -28,7 +29,9 @@ _COLOURS = {"info": "#2563eb", "success": "#16a34a", "warning": "#d97706", "erro
 
 
 class NotificationForm(forms.ModelForm):
-    users = forms.ModelMultipleChoiceField(queryset=None, required=False, label=_("Users"))
+    users: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(
+        queryset=None, required=False, label=_("Users")
+    )
     preview = forms.BooleanField(
         required=False,
         label=_("Preview only"),
@@ -43,14 +46,15 @@ class NotificationForm(forms.ModelForm):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["users"].queryset = get_user_model()._default_manager.filter(is_active=True)
+        users = cast(forms.ModelMultipleChoiceField, self.fields["users"])
+        users.queryset = get_user_model()._default_manager.filter(is_active=True)
         if "audience" in self.fields and not self.may_send_to_everyone:
-            self.fields["audience"].choices = [
-                choice for choice in self.fields["audience"].choices if choice[0] != Notification.Audience.EVERYONE
-            ]
+            audience = cast(forms.ChoiceField, self.fields["audience"])
+            choices: list[Any] = list(cast(Iterable[Any], audience.choices))
+            audience.choices = [choice for choice in choices if choice[0] != Notification.Audience.EVERYONE]
 
     def clean(self) -> dict[str, Any]:
-        data = super().clean()
+        data = super().clean() or {}
         audience = data.get("audience")
         if audience == Notification.Audience.USERS and not data.get("users"):
             self.add_error("users", _("Choose at least one user."))
@@ -71,7 +75,7 @@ class NotificationForm(forms.ModelForm):
             '<div style="border-left:4px solid {};padding:.25em 1em;max-width:40em;background:#fff;color:#111">'
             "<strong>{}</strong><p>{}</p>{}</div><p>{}</p>",
             _("Not sent yet: check the preview, untick “Preview only” and save to send."),
-            _COLOURS.get(data.get("level"), "#888"),
+            _COLOURS.get(data.get("level", ""), "#888"),
             data.get("title", ""),
             data.get("body", ""),
             link,
@@ -89,14 +93,17 @@ class NotificationAdmin(admin.ModelAdmin):
     actions = ["resend", "mark_read_for_all"]
     readonly_fields = ["actor", "created_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> list[str]:
+    def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> Any:
         if obj is None:
             return [*NotificationForm.Meta.fields, "preview"]
         return ["audience", "group", "title", "body", "level", "url", "data", "actor", "created_at"]
 
-    def get_form(self, request: HttpRequest, obj: Notification | None = None, **kwargs: Any) -> type:
-        form = super().get_form(request, obj, **kwargs)
-        form.may_send_to_everyone = request.user.has_perm(EVERYONE_PERMISSION)
+    def get_form(
+        self, request: HttpRequest, obj: Notification | None = None, change: bool = False, **kwargs: Any
+    ) -> type[forms.ModelForm]:
+        base = super().get_form(request, obj, change, **kwargs)
+        may_send_to_everyone = request.user.has_perm(EVERYONE_PERMISSION)
+        form = cast(type[forms.ModelForm], type(base.__name__, (base,), {"may_send_to_everyone": may_send_to_everyone}))
         if obj is None:
             form.base_fields["users"].widget = self._users_widget(form.base_fields["users"].widget)
         return form
@@ -124,13 +131,13 @@ class NotificationAdmin(admin.ModelAdmin):
 
     def save_model(self, request: HttpRequest, obj: Notification, form: forms.Form, change: bool) -> None:
         """Send through livefeed.notify(), then let the admin carry on with the saved row."""
-        audience = {
+        audiences: dict[str, dict[str, Any]] = {
             Notification.Audience.USERS: {"recipient": form.cleaned_data.get("users")},
             Notification.Audience.GROUP: {"group": obj.group},
             Notification.Audience.EVERYONE: {"everyone": True},
-        }[obj.audience]
+        }
         sent = livefeed.notify(
-            **audience,
+            **audiences[obj.audience],
             title=obj.title,
             body=obj.body,
             level=obj.level,
@@ -148,11 +155,11 @@ class NotificationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("recipients"), ordering="recipients_total")
     def recipient_count(self, obj: Notification) -> int:
-        return obj.recipients_total
+        return cast(Any, obj).recipients_total  # annotated by get_queryset
 
     @admin.display(description=_("read"), ordering="read_total")
     def read_count(self, obj: Notification) -> int:
-        return obj.read_total
+        return cast(Any, obj).read_total
 
     @admin.action(description=_("Resend selected notifications as unread"), permissions=["add"])
     def resend(self, request: HttpRequest, queryset: QuerySet) -> None:

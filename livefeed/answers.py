@@ -24,7 +24,7 @@ import json
 import logging
 import re
 import secrets
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Iterable
 from contextlib import aclosing
 from typing import Any
 
@@ -94,6 +94,7 @@ def answer_response(producer: Producer) -> StreamingHttpResponse:
 
 async def _publish(channel: str, producer: Producer) -> None:
     task = asyncio.current_task()
+    assert task is not None  # always: a coroutine run as a task
     _running.add(task)
     try:
         async with aclosing(_events(channel, producer)) as events:
@@ -128,7 +129,7 @@ async def _stream(producer: Producer) -> AsyncIterator[bytes]:
         logger.exception("Answer stream failed; closing it")
 
 
-async def _events(answer: str, producer: Producer) -> AsyncIterator[tuple[str, dict[str, Any]]]:
+async def _events(answer: str, producer: Producer) -> AsyncGenerator[tuple[str, dict[str, Any]]]:
     """Yield a (event, data) pair per chunk, then `done`; a failing producer ends as "failed"."""
     status = "complete"
     try:
@@ -142,7 +143,7 @@ async def _events(answer: str, producer: Producer) -> AsyncIterator[tuple[str, d
     yield "done", {"answer": answer, "status": status}
 
 
-async def _chunks(producer: Producer) -> AsyncIterator[str]:
+async def _chunks(producer: Producer) -> AsyncGenerator[str]:
     # A disconnect cancels the await below; the finally then closes the producer,
     # which stops a model client's request too (DESIGN §6 trap 3).
     iterator: Any = aiter(producer) if isinstance(producer, AsyncIterable) else iter(producer)

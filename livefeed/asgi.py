@@ -9,6 +9,7 @@ the same, with a thread each.
 
 import asyncio
 import weakref
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -45,7 +46,7 @@ class ASGIHandler(DjangoASGIHandler):
                 held = False
                 slots.release()
 
-        async def send_and_release(message: dict) -> None:
+        async def send_and_release(message: Mapping[str, Any]) -> None:
             if message["type"] == "http.response.body":
                 release()  # set up: the next stream may start
             await send(message)

@@ -35,6 +35,8 @@ class Reader:
 
     __slots__ = ("channels", "queue", "overflowed", "subscribed", "release", "session", "expires", "__weakref__")
 
+    release: weakref.finalize  # set by Hub.reserve
+
     def __init__(self, channels: list[str], maxsize: int, session: str | None = None) -> None:
         self.channels = channels
         self.session = session
@@ -172,7 +174,7 @@ class Hub:
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Encode a layer message once and queue it for every local reader of its channel."""
-        readers = self.readers.get(message.get("channel"))
+        readers = self.readers.get(message.get("channel", ""))
         if not readers:
             return
         if message.get("type") == "livefeed.close":  # that session signed out

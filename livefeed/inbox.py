@@ -9,7 +9,7 @@ open tabs update at once.
 
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, cast
 
 from django.core.exceptions import BadRequest
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
@@ -57,7 +57,7 @@ def _endpoint(method: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
             if not request.user.is_authenticated:
                 return _error(401, "Sign in to use the notification inbox.")
             try:
-                return checked(request, *args, **kwargs)
+                return cast(HttpResponse, checked(request, *args, **kwargs))
             except Http404:
                 return _error(404, "No such notification in your inbox.")
             except BadRequest as error:
@@ -76,7 +76,7 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
     deliveries = Delivery.objects.inbox(request.user).select_related("notification")
-    before = _integer(request, "before", None)
+    before = _optional_integer(request, "before")
     if before is not None:
         deliveries = deliveries.filter(notification_id__lt=before)
     if _flag(request, "unread"):
@@ -123,7 +123,7 @@ def _mine(request: HttpRequest, pk: int) -> Any:
     """Return the queryset of the caller's delivery of notification pk, or raise Http404."""
     if pk > 2**63 - 1:  # past any id, and past what SQLite can bind
         raise Http404
-    deliveries = Delivery.objects.filter(user=request.user, notification_id=pk)
+    deliveries = Delivery.objects.filter(user_id=cast(int, request.user.pk), notification_id=pk)
     get_object_or_404(deliveries.only("pk"))
     return deliveries
 
@@ -140,10 +140,15 @@ def _counts(request: HttpRequest) -> dict[str, int]:
     return Delivery.objects.counts([request.user.pk])[request.user.pk]
 
 
-def _integer(request: HttpRequest, name: str, default: int | None) -> int | None:
+def _integer(request: HttpRequest, name: str, default: int) -> int:
+    value = _optional_integer(request, name)
+    return default if value is None else value
+
+
+def _optional_integer(request: HttpRequest, name: str) -> int | None:
     value = request.GET.get(name, "")
     if value == "":
-        return default
+        return None
     if not (value.isascii() and value.isdigit() and len(value) <= 18):
         raise BadRequest(f"{name} must be a non-negative integer, not {value[:20]!r}.")
     return int(value)

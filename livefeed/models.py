@@ -1,6 +1,6 @@
 import datetime
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -19,7 +19,7 @@ class EventQuerySet(models.QuerySet):
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete events past the replay retention; return how many went."""
-        cutoff = timezone.now() - timezone.timedelta(seconds=older_than_seconds)
+        cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)
         deleted, _ = self.filter(created_at__lt=cutoff).delete()
         return deleted
 
@@ -176,7 +176,9 @@ class DeliveryQuerySet(models.QuerySet):
         select, params = users.query.get_compiler(using=self.db).as_sql()
         quote = connections[self.db].ops.quote_name
         meta = self.model._meta
-        columns = ", ".join(quote(meta.get_field(name).column) for name in ("notification", "user"))
+        columns = ", ".join(
+            quote(str(cast(models.Field, meta.get_field(name)).column)) for name in ("notification", "user")
+        )
         with connections[self.db].cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT %s, u.* FROM ({select}) u",

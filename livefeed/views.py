@@ -6,7 +6,8 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
@@ -22,7 +23,7 @@ _MAX_CHANNELS = 32
 
 @csrf_exempt  # GET only and changes nothing: let other methods reach the 405
 @require_GET
-async def stream(request: HttpRequest) -> HttpResponse:
+async def stream(request: HttpRequest) -> HttpResponseBase:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
     try:
         user, channels = await _open(request)
@@ -41,9 +42,9 @@ async def stream(request: HttpRequest) -> HttpResponse:
     except TooManyStreams as error:
         if error.per_user:
             return _error(429, str(error))
-        response = _error(503, str(error))
-        response["Retry-After"] = "5"
-        return response
+        busy = _error(503, str(error))
+        busy["Retry-After"] = "5"
+        return busy
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
     response = StreamingHttpResponse(_events(hub, reader, last_id), content_type="text/event-stream; charset=utf-8")

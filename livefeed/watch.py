@@ -11,9 +11,9 @@ was saved, even if the instance changes before the commit.
 
 from collections.abc import Callable, Iterable
 from functools import partial
-from typing import Any
+from typing import Any, cast
 
-from django.db.models import Model
+from django.db.models import Field, Model
 from django.db.models.signals import post_delete, post_save
 
 from livefeed.api import publish
@@ -85,7 +85,10 @@ def _field_names(model: type[Model], fields: Iterable[str] | None) -> list[str]:
 
 def _data(instance: Model, fields: list[str]) -> dict[str, Any]:
     meta = instance._meta
-    return {"pk": instance.pk, **{name: meta.get_field(name).value_from_object(instance) for name in fields}}
+    return {
+        "pk": instance.pk,
+        **{name: cast(Field, meta.get_field(name)).value_from_object(instance) for name in fields},
+    }
 
 
 def _channel(channel: Channel, instance: Model) -> str:
