@@ -37,7 +37,7 @@ def watch(users, action):
     async def scenario():
         streams = [await Stream(session_key=key).open() for key in keys]
         for stream in streams:
-            await stream.chunk()
+            await stream.connected()  # subscribed: every later event reaches it
         await sync_to_async(action)()
         await sync_to_async(livefeed.publish)("broadcast", "marker", {})
         received = []
@@ -168,8 +168,7 @@ def test_anotify_is_the_async_twin(alice):
     key = session_for(alice)
 
     async def scenario():
-        stream = await Stream(session_key=key).open()
-        await stream.chunk()
+        stream = await (await Stream(session_key=key).open()).connected()
         notification = await livefeed.anotify(alice, title="from async code")
         [event] = await stream.events(1)
         await stream.close()
