@@ -33,6 +33,7 @@ from django.http import StreamingHttpResponse
 from livefeed import eventlog, sse
 from livefeed.api import apublish, sender_loop
 from livefeed.channels import validate
+from livefeed.views import event_stream_response
 
 __all__ = ["PATTERN", "answer_response", "astart_answer", "authorize", "channel_for", "start_answer"]
 
@@ -85,11 +86,7 @@ async def astart_answer(user: Any, producer: Producer, *, key: str | None = None
 
 def answer_response(producer: Producer) -> StreamingHttpResponse:
     """Return a response whose body is the answer as SSE, for a fetch() that POSTed the prompt."""
-    response = StreamingHttpResponse(_stream(producer), content_type="text/event-stream; charset=utf-8")
-    response["Cache-Control"] = "no-cache, no-transform"
-    response["X-Accel-Buffering"] = "no"
-    response["Content-Encoding"] = "identity"  # keeps GZipMiddleware off (DESIGN §6 trap 11)
-    return response
+    return event_stream_response(_stream(producer))
 
 
 async def _publish(channel: str, producer: Producer) -> None:

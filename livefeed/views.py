@@ -47,7 +47,12 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return busy
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
-    response = StreamingHttpResponse(_events(hub, reader, last_id), content_type="text/event-stream; charset=utf-8")
+    return event_stream_response(_events(hub, reader, last_id))
+
+
+def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    """Return a text/event-stream response that no cache, proxy or middleware holds back."""
+    response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     # GZipMiddleware skips a response that already names its encoding (DESIGN §6 trap 11).

@@ -1,3 +1,5 @@
+from collections.abc import Callable
+
 from django import forms
 from django.contrib import messages
 from django.contrib.admin.views.decorators import staff_member_required
@@ -85,11 +87,7 @@ def job_demo(request: HttpRequest) -> HttpResponse:
 @require_POST
 def job_start(request: HttpRequest) -> JsonResponse:
     """Start the demo job whose progress the page follows on job.<user>.<id>."""
-    try:
-        channel = jobs.start(request.user, request.POST.get("id", ""))
-    except ValueError as error:
-        return JsonResponse({"error": str(error)}, status=400)
-    return JsonResponse({"channel": channel}, status=202)
+    return _started(lambda: jobs.start(request.user, request.POST.get("id", "")))
 
 
 @login_required
@@ -101,8 +99,15 @@ def answer_demo(request: HttpRequest) -> HttpResponse:
 @require_POST
 def answer_start(request: HttpRequest) -> JsonResponse:
     """Stream the answer on the user's answer channel; the page reads it through the widget."""
+    return _started(
+        lambda: answers.start_answer(request.user, stand_in_answer(_prompt(request)), key=request.POST.get("key"))
+    )
+
+
+def _started(start: Callable[[], str]) -> JsonResponse:
+    """Answer 202 with the channel the started work publishes on, or 400 for bad input."""
     try:
-        channel = answers.start_answer(request.user, stand_in_answer(_prompt(request)), key=request.POST.get("key"))
+        channel = start()
     except ValueError as error:
         return JsonResponse({"error": str(error)}, status=400)
     return JsonResponse({"channel": channel}, status=202)

@@ -66,21 +66,25 @@ def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
     assert json.loads(events[0].data) == {"title": "plain"}
 
 
-def test_live_event_reaches_only_its_user(alice, bob):
+def _publish_to_one_then_all(alice, bob, channel, title, marker):
+    """Return what alice's and bob's streams got from an event on channel, then a broadcast."""
+
     async def scenario():
-        a = await Stream(session_key=alice[1]).open()
-        b = await Stream(session_key=bob[1]).open()
-        await a.connected()
-        await b.connected()
-        await publish(f"user.{alice[0].pk}", data={"title": "for alice"})
-        await publish("broadcast", data={"title": "for all"})
+        a = await (await Stream(session_key=alice[1]).open()).connected()
+        b = await (await Stream(session_key=bob[1]).open()).connected()
+        await publish(channel, data={"title": title})
+        await publish("broadcast", data={"title": marker})
         a_events = await a.events(2)
         b_events = await b.events(1)
         await a.close()
         await b.close()
         return a_events, b_events
 
-    a_events, b_events = run(scenario)
+    return run(scenario)
+
+
+def test_live_event_reaches_only_its_user(alice, bob):
+    a_events, b_events = _publish_to_one_then_all(alice, bob, f"user.{alice[0].pk}", "for alice", "for all")
     assert [json.loads(e.data)["title"] for e in a_events] == ["for alice", "for all"]
     assert [json.loads(e.data)["title"] for e in b_events] == ["for all"]
     assert all(e.type == "notification" for e in a_events)
@@ -91,21 +95,7 @@ def test_live_event_reaches_only_its_user(alice, bob):
 def test_group_members_get_group_events(alice, bob):
     staff = Group.objects.create(name="staff")
     alice[0].groups.add(staff)
-
-    async def scenario():
-        a = await Stream(session_key=alice[1]).open()
-        b = await Stream(session_key=bob[1]).open()
-        await a.connected()
-        await b.connected()
-        await publish(f"group.{staff.pk}", data={"title": "staff only"})
-        await publish("broadcast", data={"title": "marker"})
-        a_events = await a.events(2)
-        b_events = await b.events(1)
-        await a.close()
-        await b.close()
-        return a_events, b_events
-
-    a_events, b_events = run(scenario)
+    a_events, b_events = _publish_to_one_then_all(alice, bob, f"group.{staff.pk}", "staff only", "marker")
     assert [json.loads(e.data)["title"] for e in a_events] == ["staff only", "marker"]
     assert [json.loads(e.data)["title"] for e in b_events] == ["marker"]
 
