@@ -17,6 +17,7 @@ demo: .venv/.installed
 test: .venv/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	$(PY) -m pytest
 	@url=$$(bash scripts/postgres-url.sh); \
