@@ -40,6 +40,11 @@ DEFAULTS: dict[str, Any] = {
     "SHUTDOWN_GRACE": 0.5,
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
+    # Allocations between young garbage collections, set by livefeed.asgi's
+    # get_asgi_application (Python's default: 700; None leaves it alone).
+    # Thousands of open streams keep many objects alive; at 700 the collector
+    # keeps promoting in-flight ones and walks them all in full collections.
+    "GC_THRESHOLD": 10_000,
 }
 
 

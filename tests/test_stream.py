@@ -1,6 +1,7 @@
 """The stream view through the real ASGI application, in-process (DESIGN §3 "Stream")."""
 
 import asyncio
+import gc
 import json
 import threading
 
@@ -11,7 +12,9 @@ from django.test import override_settings
 
 import livefeed
 from livefeed import hub
+from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
+from tests import middleware
 from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -458,3 +461,49 @@ def test_resuming_from_zero_replays_the_log_without_a_reset(alice):
         return events
 
     assert [json.loads(e.data)["n"] for e in run(scenario)] == [1, 2]
+
+
+def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, settings):
+    # Streams run the middleware chain in one trip to the stream thread
+    # (livefeed.asgi); what each middleware sees and does must not change.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
+    middleware.calls.clear()
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice[1]).open()).connected()
+        await publish(f"user.{alice[0].pk}", data={"title": "through the chain"})
+        events = await stream.events(1)
+        await stream.close()
+        return stream, events
+
+    stream, events = run(scenario)
+    assert stream.status == 200
+    assert stream.headers["x-site"] == "tagged"
+    assert stream.headers["x-frame-options"] == "DENY"  # Django's own middleware ran too
+    assert middleware.calls == ["request:True", f"view:stream:user.{alice[0].pk}", "response:200"]
+    assert json.loads(events[0].data) == {"title": "through the chain"}
+
+
+def test_a_middleware_may_answer_instead_of_the_stream(alice, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
+
+    async def scenario():
+        stream = await Stream("/livefeed/stream/?closed=1", session_key=alice[1]).open()
+        await stream.finish()
+        return stream, len(hub.get_hub().streams)
+
+    stream, open_streams = run(scenario)
+    assert (stream.status, stream.body) == (503, b"Closed for maintenance")
+    assert open_streams == 0
+
+
+@pytest.mark.parametrize("threshold", [12_345, None])
+def test_the_asgi_application_sets_the_gc_threshold_unless_told_not_to(settings, threshold):
+    before = gc.get_threshold()
+    settings.LIVEFEED = {"GC_THRESHOLD": threshold}
+    try:
+        gc.set_threshold(700, *before[1:])
+        get_asgi_application()
+        assert gc.get_threshold() == (threshold or 700, *before[1:])
+    finally:
+        gc.set_threshold(*before)

@@ -1,0 +1,26 @@
+"""Middleware the stream tests put in front of the stream (settings.MIDDLEWARE)."""
+
+from django.http import HttpResponse
+
+from livefeed.channels import user_channel
+
+calls: list[str] = []
+
+
+class Tagging:
+    """Records each phase and tags the response, as a site's own middleware would."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        calls.append(f"request:{request.user.is_authenticated}")
+        if request.GET.get("closed") == "1":
+            return HttpResponse("Closed for maintenance", status=503)
+        response = self.get_response(request)
+        calls.append(f"response:{response.status_code}")
+        response["X-Site"] = "tagged"
+        return response
+
+    def process_view(self, request, view, args, kwargs):
+        calls.append(f"view:{view.__name__}:{user_channel(request.user) if request.user.is_authenticated else ''}")
