@@ -75,6 +75,12 @@ DATABASES = {
         conn_max_age=0,
     )
 }
+if DATABASES["default"]["ENGINE"].endswith("postgresql") and os.environ.get("DATABASE_POOL"):
+    # Django's PostgreSQL pool, which it recommends over CONN_MAX_AGE under ASGI:
+    # each stream's connect trip borrows a connection for a moment instead of
+    # opening one (docs/deploy.md). DATABASE_POOL is the most it opens.
+    pool = {"min_size": 1, "max_size": int(os.environ["DATABASE_POOL"])}
+    DATABASES["default"].setdefault("OPTIONS", {})["pool"] = pool
 if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # Publishers and the stream's replay query meet on one file: wait for the
     # write lock instead of failing with "database is locked".

@@ -112,3 +112,34 @@ def test_sigterm_ends_streams_with_spread_out_retry_delays(daphne_servers):
     assert server.process.wait(10) is not None  # then daphne stops by itself
     assert all(3000 <= delay <= 13000 for delay in delays)
     assert len(set(delays)) > 1  # not all the same second
+
+
+def test_with_a_connection_pool_many_streams_share_a_few_connections(database_url, redis_url):
+    if not database_url.startswith("postgres"):
+        pytest.skip("Django's connection pool is PostgreSQL's: run with DATABASE_URL set")
+    users = [User.objects.create_user(f"user{n}", password="x") for n in range(12)]
+    named = f"{database_url}?application_name=livefeed-pool-test"  # to count the server's connections
+    server = servers.daphne(servers.server_env(named, redis_url, DATABASE_POOL="2"))
+    streams = []
+    try:
+        for user in users:
+            streams.append(servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(user))}))
+            streams[-1].connected()
+        held = _connections_named("livefeed-pool-test")
+        publish = "import livefeed; livefeed.publish('broadcast', 'tick', {'n': 1})"
+        servers.manage(servers.server_env(database_url, redis_url), "shell", "-c", publish)
+        received = [stream.events(1)[0] for stream in streams]
+    finally:
+        for stream in streams:
+            stream.close()
+        server.stop()
+    assert 1 <= held <= 2  # the pool's, however many streams are open
+    assert [json.loads(event.data) for event in received] == [{"n": 1}] * len(users)
+
+
+def _connections_named(application_name: str) -> int:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name])
+        return cursor.fetchone()[0]
