@@ -5,7 +5,7 @@ Driven by bench.run over stdin/stdout, one JSON line per command:
   {"cmd": "expect", "seqs": [0, 1], "own": false}   (before the events are sent)
   {"cmd": "collect", "timeout": 30}                  (wait for them, report)
   {"cmd": "close"} / {"cmd": "stats"} / {"cmd": "exit"}
-The first line is the setup: {"port", "path", "cookie", "sessions": [[key, index], ...]}.
+The first line is the setup: {"port", "path", "cookie", "heartbeat_event", "sessions": [[key, index], ...]}.
 Each event's data carries {"seq", "t"} with t on time.monotonic(), a clock
 shared by every process of the machine, so latency needs no clock sync.
 """
@@ -20,6 +20,12 @@ import time
 def _cpu() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _value(line: bytes, colon: int) -> bytes:
+    """A field's value: after its colon, less the one space that may follow it (the SSE spec)."""
+    value = line[colon + 1 :]
+    return value[1:] if value.startswith(b" ") else value
 
 
 class Stream(asyncio.Protocol):
@@ -92,16 +98,19 @@ class Stream(asyncio.Protocol):
                 self._dispatch(now)
             elif line.startswith(b":"):
                 self.bench.heartbeats += b"connected" not in line  # keep-alive or ping
-            elif line.startswith(b"data: "):
-                self.data = line[6:]
-            elif line.startswith(b"id: "):
-                self.last_id = line[4:].decode()
-            elif line.startswith(b"event: "):
-                self.event = line[7:]
+            elif line.startswith(b"data:"):  # "data:" alone is empty data (django-eventstream)
+                self.data = _value(line, 5)
+            elif line.startswith(b"id:"):
+                self.last_id = _value(line, 3).decode()
+            elif line.startswith(b"event:"):
+                self.event = _value(line, 6)
 
     def _dispatch(self, now: float) -> None:
         data, event, self.data, self.event = self.data, self.event, None, b"message"
         if data is None:
+            return
+        if event == self.bench.heartbeat_event:
+            self.bench.heartbeats += 1
             return
         if event != b"bench":
             name = event.decode()
@@ -128,6 +137,7 @@ class Stream(asyncio.Protocol):
 class Client:
     def __init__(self, setup: dict) -> None:
         self.port, self.path, self.cookie = setup["port"], setup["path"], setup["cookie"]
+        self.heartbeat_event = setup.get("heartbeat_event", "").encode() or None  # an event counted as one
         self.sessions = setup["sessions"]
         self.streams: list[Stream] = []
         self.open: set[Stream] = set()

@@ -36,13 +36,14 @@ class Harness:
 
     def start(self) -> None:
         raise_file_limit()
+        self.target = targets.get(self.args.target, self)
         self.redis = servers.redis_server()
         self.redis_url = f"redis://127.0.0.1:{self.redis.port}/0"
         self.database_url, self.db_name = fixtures.create_database(self.args.db)
         os.environ.update(
             DATABASE_URL=self.database_url,
             REDIS_URL=self.redis_url,
-            DJANGO_SETTINGS_MODULE="bench.settings",
+            DJANGO_SETTINGS_MODULE=self.target.settings,
             LIVEFEED_HEARTBEAT=str(self.args.heartbeat),
             BENCH_PATCH=self.args.patch,
         )
@@ -53,7 +54,6 @@ class Harness:
         # One spare user warms the server up before anything is measured.
         self.sessions = fixtures.populate(self.args.streams + 1)
         self.setup_seconds = time.monotonic() - started
-        self.target = targets.get(self.args.target, self)
         # --servers K: K identical server processes, Redis between them; clients split evenly.
         for _ in range(self.args.servers):
             self.servers.append(self.target.start_server(dict(os.environ)))
@@ -79,7 +79,12 @@ class Harness:
                 text=True,
             )
             port = self.servers[number % len(self.servers)].port
-            setup = {"port": port, "path": self.target.path, "cookie": self.target.cookie}
+            setup = {
+                "port": port,
+                "path": self.target.path,
+                "cookie": self.target.cookie,
+                "heartbeat_event": self.target.heartbeat_event,
+            }
             process.stdin.write(json.dumps({**setup, "sessions": mine}) + "\n")
             process.stdin.flush()
             self.clients.append(process)

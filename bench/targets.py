@@ -11,8 +11,12 @@ class Livefeed:
     """livefeed's stream view on one daphne process with the Redis pub/sub layer."""
 
     name = "livefeed"
+    settings = "bench.settings"  # DJANGO_SETTINGS_MODULE of the harness and the server
+    app = "bench.asgi:application"
     path = "/livefeed/stream/"
     cookie = "sessionid"
+    ready = b"connected"  # the stream's first bytes end with this
+    heartbeat_event = ""  # an event the client counts as a heartbeat (comments always are)
 
     def __init__(self, harness) -> None:
         self.harness = harness
@@ -20,7 +24,7 @@ class Livefeed:
     def start_server(self, env: dict[str, str]) -> servers.Process:
         port = free = servers.free_port()
         endpoint = f"tcp:port={free}:interface=127.0.0.1:backlog={_BACKLOG}"
-        args = [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, "bench.asgi:application"]
+        args = [sys.executable, "-m", "daphne", "-v", "0", "-e", endpoint, self.app]
         return servers.Process(f"bench-daphne-{port}", args, port, env).start()
 
     def cookie_value(self, session_key: str, pk: int) -> str:
@@ -30,7 +34,7 @@ class Livefeed:
         from bench.harness import raw_get
 
         cookie = f"{self.cookie}={self.cookie_value(*session)}"
-        raw_get(port, self.path, cookie, b"connected")
+        raw_get(port, self.path, cookie, self.ready)
         # The publisher's first send opens its Redis connection: not part of any latency.
         self.publish("bench-warm-up", {"seq": -1, "t": 0})
 
@@ -53,7 +57,7 @@ class LivefeedUvicorn(Livefeed):
 
     def start_server(self, env: dict[str, str]) -> servers.Process:
         port = servers.free_port()
-        return servers.Process(f"bench-uvicorn-{port}", _uvicorn("bench.asgi:application", port), port, env).start()
+        return servers.Process(f"bench-uvicorn-{port}", _uvicorn(self.app, port), port, env).start()
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
@@ -94,7 +98,33 @@ class SseStarlette(Livefeed):
         self._redis.publish(f"bench:{channel}", json.dumps(event))
 
 
-TARGETS = {"livefeed": Livefeed, "livefeed-uvicorn": LivefeedUvicorn, "sse-starlette": SseStarlette}
+class DjangoEventstream(Livefeed):
+    """django-eventstream (bench/peers/eventstream_*.py) on one daphne: Redis pub/sub, events stored in the DB."""
+
+    name = "django-eventstream"
+    settings = "bench.peers.eventstream_settings"
+    app = "bench.peers.eventstream_asgi:application"
+    path = "/events/"
+    ready = b"stream-open"
+    heartbeat_event = "keep-alive"  # every 20 s, fixed: --heartbeat does not reach it
+
+    def publish(self, channel: str, data: dict) -> None:
+        from django_eventstream import send_event
+
+        send_event(channel, "bench", data)  # stores the event, then one Redis PUBLISH
+
+    def user_channel(self, pk: int) -> str:
+        from bench.peers.eventstream_urls import user_channel
+
+        return user_channel(pk)
+
+
+TARGETS = {
+    "livefeed": Livefeed,
+    "livefeed-uvicorn": LivefeedUvicorn,
+    "sse-starlette": SseStarlette,
+    "django-eventstream": DjangoEventstream,
+}
 
 
 def get(name: str, harness):

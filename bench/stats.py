@@ -1,0 +1,36 @@
+"""ASGI wrapper answering GET /__bench__/stats (asyncio tasks, threads) for bench.run; the rest passes through."""
+
+import asyncio
+import json
+import os
+import threading
+import tracemalloc
+
+from bench import patches
+
+STATS_PATH = "/__bench__/stats"
+if os.environ.get("BENCH_TRACEMALLOC"):
+    tracemalloc.start(int(os.environ["BENCH_TRACEMALLOC"]))
+
+
+def with_stats(django_application):
+    """Return django_application with /__bench__/stats answered before it."""
+
+    async def application(scope: dict, receive, send) -> None:
+        if scope["type"] == "http" and scope["path"] == STATS_PATH:
+            await _stats(scope, send)
+            return
+        await django_application(scope, receive, send)
+
+    return application
+
+
+async def _stats(scope: dict, send) -> None:
+    stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(), "hops": patches.hops}
+    if tracemalloc.is_tracing():
+        top = tracemalloc.take_snapshot().statistics("traceback" if scope["query_string"] else "filename")
+        stats["memory"] = [[str(stat.traceback), stat.size, stat.count] for stat in top[:40]]
+    body = json.dumps(stats).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
