@@ -136,9 +136,9 @@ class Harness:
             for key, value in procstat.status(pid).items():
                 snap[key] = snap.get(key, 0) + value
         stats = [self.fetch_stats(server.port) or {} for server in self.servers]
-        for key in ("tasks", "hops"):
+        for key in ("tasks", "hops", "gc_s"):
             values = [one.get(key) for one in stats]
-            snap[key] = None if None in values else sum(values)
+            snap[key] = None if None in values else sum(sum(v) if isinstance(v, list) else v for v in values)
         snap["db_connections"] = self._db_connections()
         return snap
 

@@ -1,15 +1,14 @@
 """Experiments: changes to the engine tried from the bench, never shipped (`--patch NAME`).
 
 Each is a candidate for livefeed itself; docs/performance.md gives what it measured.
-(`coalesce` and `fifo-connects` were adopted by the engine and left this list.)
+(`coalesce` and `fifo-connects` were adopted by the engine and left this list; `keep-db`
+gave way to the connection pool bench/settings.py turns on.)
 Settings patches are applied by bench/settings.py, code patches by bench/asgi.py.
 """
 
 import os
 
-from asgiref.sync import sync_to_async
-
-NAMES = ("keep-db", "lean-middleware", "count-hops")
+NAMES = ("lean-middleware", "count-hops")
 hops = 0  # sync_to_async calls so far, with the count-hops patch
 
 
@@ -19,10 +18,6 @@ def active() -> set[str]:
 
 def settings(namespace: dict) -> None:
     """Patch the settings module's namespace."""
-    if "keep-db" in active():
-        # The one shared stream thread keeps one connection open; Django's
-        # request_started/finished then keep it instead of closing it.
-        namespace["DATABASES"]["default"]["CONN_MAX_AGE"] = None
     if "lean-middleware" in active():
         # What a stream needs: the session and the user. Every other sync
         # middleware costs two thread hops per request under ASGI.
@@ -34,12 +29,12 @@ def settings(namespace: dict) -> None:
 
 def code() -> None:
     """Patch livefeed's modules once Django is set up."""
-    from livefeed import views
-
-    if "keep-db" in active():
-        views._open = sync_to_async(views._channels)  # no closing of the connection
     if "count-hops" in active():
         _count_hops()
+    if os.environ.get("BENCH_GC"):  # e.g. BENCH_GC=700,10,10: Python's default thresholds
+        import gc
+
+        gc.set_threshold(*map(int, os.environ["BENCH_GC"].split(",")))
 
 
 def _count_hops() -> None:

@@ -56,6 +56,7 @@ def _connect_summary(replies: list[dict], before: dict, after: dict, prefix: str
         f"{prefix}_seconds": round(seconds, 3),
         f"{prefix}_rate_per_s": round(connected / seconds, 1) if seconds else None,
         f"{prefix}_server_cpu_ms_per_stream": _per((after["cpu"] - before["cpu"]) * 1000, connected, 3),
+        **{f"{prefix}_{key}": value for key, value in _gc_share(before, after).items()},
         # Per client: time from connect to the status line, 10th/50th/90th percentile.
         f"{prefix}_first_byte_ms": [reply["first_byte_ms"] for reply in replies],
     }
@@ -113,7 +114,15 @@ def _delivery_cost(before: dict, after: dict, delivered: int) -> dict:
     return {
         "server_cpu_us_per_delivery": _per((after["cpu"] - before["cpu"]) * 1e6, delivered, 1),
         "server_cpu_pct_during": round(100 * (after["cpu"] - before["cpu"]) / (after["t"] - before["t"]), 1),
+        **_gc_share(before, after),
     }
+
+
+def _gc_share(before: dict, after: dict) -> dict:
+    """The part of the server's CPU spent in Python's cyclic garbage collector."""
+    if before.get("gc_s") is None or after.get("gc_s") is None or after["cpu"] <= before["cpu"]:
+        return {}
+    return {"server_gc_pct_of_cpu": round(100 * (after["gc_s"] - before["gc_s"]) / (after["cpu"] - before["cpu"]), 1)}
 
 
 # Scenarios ---------------------------------------------------------------------

@@ -1,6 +1,12 @@
 """The demo site's settings, with the production switches a benchmark needs."""
 
-from project.settings import *  # noqa: F403
+import os
+
+# As docs/deploy.md recommends under ASGI: a stream's connect borrows a pooled
+# connection for its one trip instead of opening one (and PostgreSQL forking).
+os.environ.setdefault("DATABASE_POOL", "4")
+
+from project.settings import *  # noqa: E402, F403
 
 DEBUG = False  # DEBUG keeps every query in memory and is not what anyone deploys
 LIVEFEED = {

@@ -1,9 +1,11 @@
 """ASGI wrapper answering GET /__bench__/stats (asyncio tasks, threads) for bench.run; the rest passes through."""
 
 import asyncio
+import gc
 import json
 import os
 import threading
+import time
 import tracemalloc
 
 from bench import patches
@@ -11,6 +13,20 @@ from bench import patches
 STATS_PATH = "/__bench__/stats"
 if os.environ.get("BENCH_TRACEMALLOC"):
     tracemalloc.start(int(os.environ["BENCH_TRACEMALLOC"]))
+
+_gc_seconds = [0.0, 0.0, 0.0]  # time in the cyclic garbage collector, per generation
+_gc_started = 0.0
+
+
+def _gc_timer(phase: str, info: dict) -> None:
+    global _gc_started
+    if phase == "start":
+        _gc_started = time.perf_counter()
+    else:
+        _gc_seconds[info["generation"]] += time.perf_counter() - _gc_started
+
+
+gc.callbacks.append(_gc_timer)
 
 
 def with_stats(django_application):
@@ -27,6 +43,7 @@ def with_stats(django_application):
 
 async def _stats(scope: dict, send) -> None:
     stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(), "hops": patches.hops}
+    stats["gc_s"] = [round(seconds, 4) for seconds in _gc_seconds]
     if tracemalloc.is_tracing():
         top = tracemalloc.take_snapshot().statistics("traceback" if scope["query_string"] else "filename")
         stats["memory"] = [[str(stat.traceback), stat.size, stat.count] for stat in top[:40]]
