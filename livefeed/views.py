@@ -97,7 +97,7 @@ _open = eventlog.in_thread(_channels)
 
 
 async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
-    # Parked on `await reader.queue.get()`, never on a yield, so a disconnect
+    # Parked on `await reader.take()`, never on a yield, so a disconnect
     # cancels it there and the finally below runs (DESIGN §6 trap 3).
     try:
         # Headers leave with the first body chunk: send it before any wait (trap 2).
@@ -109,16 +109,12 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
             chunks, seen = await eventlog.replay(reader.channels, last_id)
             if chunks:
                 yield b"".join(chunks)
-        queue = reader.queue
         while True:
             # Whatever queued up meanwhile leaves as one chunk: one write, not many.
-            items = [await queue.get()]
-            while not queue.empty():
-                items.append(queue.get_nowait())
-            chunk, ending = _chunk(items, seen)
+            chunk, ending = _chunk(await reader.take(), seen)
             if chunk:
                 yield chunk
-            if ending or reader.overflowed and queue.empty():
+            if ending or reader.overflowed and not reader.items:
                 return  # the client reconnects with Last-Event-ID and replays the rest
     except asyncio.CancelledError:
         raise
