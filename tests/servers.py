@@ -5,6 +5,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -91,20 +92,49 @@ class SSEClient:
         self.response = self.connection.getresponse()
         self.parser = Parser()
 
+    def read(self, timeout: float) -> bytes:
+        """Return the next bytes the server sent, b"" once the stream ended (the socket times out by itself)."""
+        return self.response.read1(65536)
+
+    def connected(self, timeout: float = 10) -> "SSEClient":
+        """Read until the server says the stream is subscribed: events published from now on arrive."""
+        self._read_until(lambda: "connected" in self.parser.comments, "the ': connected' comment", timeout)
+        return self
+
     def events(self, count: int, timeout: float = 10):
         """Read until `count` events arrived in all; return them all."""
-        deadline = time.monotonic() + timeout
-        while len(self.parser.events) < count:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"got {len(self.parser.events)} of {count} events")
-            chunk = self.response.read1(65536)
-            if not chunk:
-                raise EOFError(f"stream ended after {len(self.parser.events)} of {count} events")
-            self.parser.feed(chunk)
+        self._read_until(lambda: len(self.parser.events) >= count, f"{count} events", timeout)
         return self.parser.events
+
+    def _read_until(self, done, what: str, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while not done():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no {what} within {timeout} s; got {len(self.parser.events)} events")
+            chunk = self.read(left)
+            if not chunk:
+                raise EOFError(f"stream ended before {what}; got {len(self.parser.events)} events")
+            self.parser.feed(chunk)
 
     def close(self) -> None:
         self.connection.close()
+
+
+def sign_in_code(username: str) -> str:
+    """Python for `manage.py shell -c` in any project: print, last, the key of a new session signed in as
+    username (a user created if missing), as a browser's sessionid cookie would hold it."""
+    return textwrap.dedent(f"""
+        from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY, get_user_model
+        from django.contrib.sessions.backends.db import SessionStore
+        user, _ = get_user_model()._default_manager.get_or_create(**{{get_user_model().USERNAME_FIELD: {username!r}}})
+        session = SessionStore()
+        session[SESSION_KEY] = str(user.pk)
+        session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+        session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+        session.save()
+        print(session.session_key)
+    """)
 
 
 def manage(env: dict[str, str], *args: str) -> str:

@@ -41,17 +41,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "site_settings")
 from django.core.asgi import get_asgi_application
 application = get_asgi_application()
 """
-SIGN_IN = """
-from django.contrib.auth import get_user_model
-from django.contrib.sessions.backends.db import SessionStore
-import livefeed
-user = get_user_model().objects.create_user("pat")
-session = SessionStore()
-session.update({"_auth_user_id": str(user.pk), "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
-                "_auth_user_hash": user.get_session_auth_hash()})
-session.create()
-print(livefeed.__file__, session.session_key)
-"""
+# Where livefeed was imported from, then a signed-in session of a new user.
+SIGN_IN = "import livefeed\nprint(livefeed.__file__)\n" + servers.sign_in_code("pat")
 
 
 def test_wheel_installs_and_streams_with_a_minimal_project(tmp_path, redis_url):
@@ -84,8 +75,7 @@ def test_wheel_installs_and_streams_with_a_minimal_project(tmp_path, redis_url):
     try:
         stream = servers.SSEClient(port, "/feed/stream/", headers={"Cookie": f"sessionid={session_key}"})
         assert stream.response.status == 200
-        while "connected" not in stream.parser.comments:
-            stream.parser.feed(stream.response.read1(65536))
+        stream.connected()
         django("shell", "-c", "import livefeed; livefeed.publish('broadcast', 'hello', {'from': 'the wheel'})")
         (event,) = stream.events(1)
         stream.close()
