@@ -15,7 +15,6 @@ import signal
 import threading
 import time
 import weakref
-from collections import deque
 from typing import Any
 
 from channels.layers import get_channel_layer
@@ -34,9 +33,10 @@ _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.Wea
 class Reader:
     """One open stream: its channels and its bounded mailbox of (id, bytes) items.
 
-    A deque and one waiter rather than an asyncio.Queue: a broadcast pushes to
+    A list and one waiter rather than an asyncio.Queue: a broadcast pushes to
     every reader of a channel, and the stream takes all that queued up at once,
-    so the Queue's per-item bookkeeping was a tenth of the delivery cost.
+    so the Queue's per-item bookkeeping was a tenth of the delivery cost (and
+    its four deques 5 KB of every idle stream).
     """
 
     __slots__ = (
@@ -51,7 +51,7 @@ class Reader:
         self.session = session
         max_age = conf.get("MAX_AGE")
         self.expires = time.monotonic() + max_age if max_age else None
-        self.items: deque[tuple[int | None, bytes]] = deque()
+        self.items: list[tuple[int | None, bytes]] = []
         self.maxsize = maxsize
         self.waiter: asyncio.Future | None = None
         self.overflowed = False
@@ -73,8 +73,7 @@ class Reader:
                 await self.waiter  # a disconnect cancels the stream here (DESIGN §6 trap 3)
             finally:
                 self.waiter = None
-        items = list(self.items)
-        self.items.clear()
+        items, self.items = self.items, []
         return items
 
     def end(self) -> None:
