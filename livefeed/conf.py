@@ -17,7 +17,7 @@ DEFAULTS: dict[str, Any] = {
     "REPLAY_RETENTION": 24 * 3600,
     # Most events replayed on one reconnect; past it the client gets "reset".
     "REPLAY_LIMIT": 1000,
-    # Open streams of one user in this process (429 past it) and in all (503).
+    # Open streams in this process: of one user (429 past it), and of all users (503).
     "MAX_STREAMS_PER_USER": 10,
     "MAX_STREAMS": 10_000,
     # Live events buffered for one slow stream before it is closed to catch up.

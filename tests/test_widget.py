@@ -106,3 +106,15 @@ def test_send_page_refuses_non_staff_and_everyone_without_permission(client, bob
     assert response.status_code == 200
     assert "You may not send to everyone." in response.content.decode()
     assert not Delivery.objects.exists()
+
+
+def test_the_include_sets_how_long_toasts_stay(rf, bob):
+    from django.template import Context, Template
+
+    request = rf.get("/")
+    request.user = bob
+    include = '{% include "livefeed/widget.html" with livefeed_toast_ms=10000 %}'
+    html = Template("{% csrf_token %}" + include).render(Context({"request": request}))
+    assert 'data-toast-timeout="10000"' in html
+    plain = Template('{% include "livefeed/widget.html" %}').render(Context({"request": request}))
+    assert 'data-toast-timeout=""' in plain  # the script's default, 6 s
