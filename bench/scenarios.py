@@ -144,6 +144,7 @@ def idle(h: Harness) -> dict:
         "heartbeats_received": heartbeats,
         "heartbeats_per_stream": _per(heartbeats, h.args.streams),
         "idle_rss_growth_kb": after["rss_kb"] - before["rss_kb"],
+        **{f"idle_{key}": value for key, value in _gc_share(before, after).items()},
     }
 
 

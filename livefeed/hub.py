@@ -27,6 +27,7 @@ logger = logging.getLogger("livefeed")
 
 END = (None, b"")  # asks a stream to finish: server stopping, stream too old, session gone
 _KEEP_ALIVE = sse.comment("keep-alive")
+_TICKS = 15  # ticker runs per HEARTBEAT: a stream stays silent at most HEARTBEAT * 16/15
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
 
@@ -41,7 +42,7 @@ class Reader:
 
     __slots__ = (
         "channels", "items", "maxsize", "waiter", "overflowed", "subscribed", "release", "session", "expires",
-        "__weakref__",
+        "written", "__weakref__",
     )  # fmt: skip
 
     release: weakref.finalize  # set by Hub.reserve
@@ -56,6 +57,7 @@ class Reader:
         self.waiter: asyncio.Future | None = None
         self.overflowed = False
         self.subscribed = False
+        self.written = time.monotonic()  # when the stream last had something to write
 
     def _put(self, item: tuple[int | None, bytes]) -> bool:
         if len(self.items) >= self.maxsize:
@@ -74,6 +76,7 @@ class Reader:
             finally:
                 self.waiter = None
         items, self.items = self.items, []
+        self.written = time.monotonic()
         return items
 
     def end(self) -> None:
@@ -227,15 +230,21 @@ class Hub:
             reader.push(item)
 
     async def _tick(self) -> None:
-        # One ticker for all streams instead of a sleeping task per stream.
+        # One ticker for all streams instead of a sleeping task per stream. It
+        # runs _TICKS times per HEARTBEAT and gives a heartbeat only to streams
+        # that wrote nothing for HEARTBEAT seconds: streams that receive events
+        # need none, and idle ones are spread over the interval instead of all
+        # writing in the same instant.
         while True:
-            await asyncio.sleep(conf.get("HEARTBEAT"))
+            heartbeat = conf.get("HEARTBEAT")
+            await asyncio.sleep(heartbeat / _TICKS)
             now = time.monotonic()
+            quiet_since = now - heartbeat
             for reader in self.streams:
                 if reader.expires and reader.expires < now:
                     reader.expires = None
                     reader.end()  # reconnect, and so sign in again
-                else:
+                elif reader.written <= quiet_since:
                     reader.keep_alive()
             await self._refresh_groups()
 

@@ -116,6 +116,23 @@ def test_heartbeat_comments_keep_an_idle_stream_alive(alice):
     assert stream.parser.events == []
 
 
+@override_settings(LIVEFEED={"HEARTBEAT": 1.0})
+def test_a_stream_that_receives_events_gets_no_heartbeats_until_it_falls_quiet(alice):
+    async def scenario():
+        stream = await (await Stream(session_key=alice[1]).open()).connected()
+        for n in range(15):  # 1.5 s of events, 0.1 s apart: never a second of silence
+            await publish(f"user.{alice[0].pk}", data={"n": n})
+            await asyncio.sleep(0.1)
+        await stream.events(15)
+        during = stream.parser.comments.count("keep-alive")
+        while "keep-alive" not in stream.parser.comments:
+            await stream.chunk(timeout=3)
+        await stream.close()
+        return during
+
+    assert run(scenario) == 0
+
+
 @pytest.mark.parametrize("how", ["header", "query"])
 def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, how):
     user, key = alice
