@@ -25,8 +25,11 @@ def main(source: str, target_png: str) -> None:
             and not run.get("patch")
             and not run.get("servers")
         ):
-            grouped[run["target"], run["streams"]].append(run)
-    # Repeated runs of one (target, N): their median.
+            same = grouped[run["target"], run["streams"]]
+            if same and same[-1].get("revision") != run.get("revision"):
+                same.clear()  # a later revision measured this point again: plot that one
+            same.append(run)
+    # Repeated runs of one (target, N) at one revision: their median.
     series: dict[str, list[tuple[int, float, float]]] = defaultdict(list)
     for (target, _streams), same in grouped.items():
         connected = int(statistics.median(run["connect_connected"] for run in same))
@@ -42,11 +45,11 @@ def main(source: str, target_png: str) -> None:
     latency.axhline(0.25, color="grey", linestyle="--", label="target 250 ms")
     memory.axhline(32, color="grey", linestyle="--", label="target 32 KB")
     latency.set(xlabel="open streams", ylabel="broadcast p99 latency (s)", title="p99, 20 events at 50 ms")
-    memory.set(xlabel="open streams", ylabel="server RSS per stream (KB)", title="memory per stream")
+    memory.set(xlabel="open streams", ylabel="server RSS per stream (KB, log)", title="memory per stream", yscale="log")
     for axes in (latency, memory):
         axes.legend()
         axes.grid(alpha=0.3)
-    figure.suptitle("One server process, 2-core machine shared with other work (see docs/performance.md)")
+    figure.suptitle("One server process on a 2-core machine, newest run of each point (see docs/performance.md)")
     figure.tight_layout()
     figure.savefig(target_png, dpi=90)
 
