@@ -1,0 +1,59 @@
+"""The benchmark's documented command (docs/performance.md), small: every scenario runs, loses nothing.
+
+The numbers themselves are for bench/, never asserted here; what is asserted is
+what must hold at any size: every stream opens, every event arrives once, to
+its own user, and the server's threads stay flat.
+"""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parent.parent
+STREAMS = 20
+
+
+def bench(*args: str) -> dict:
+    db = "postgres" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
+    command = [sys.executable, "-m", "bench.run", "--streams", str(STREAMS), "--db", db, *args]
+    run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def assert_every_stream_opened(result: dict) -> None:
+    assert result["connect_connected"] == STREAMS, result
+    assert result["server_threads"] == result["server_threads_before"], result  # no thread per stream
+
+
+@pytest.mark.parametrize("scenario", ["broadcast", "personal"])
+def test_every_event_reaches_every_stream_once(scenario):
+    result = bench("--scenario", scenario)
+    assert_every_stream_opened(result)
+    assert result["expected"] > 0
+    assert (result["delivered"], result["lost"], result["duplicated"], result["misrouted"]) == (
+        result["expected"],
+        0,
+        0,
+        0,
+    ), result
+
+
+def test_a_reconnect_storm_replays_what_every_stream_missed():
+    result = bench("--scenario", "storm")
+    assert_every_stream_opened(result)
+    assert result["reconnect_connected"] == STREAMS, result
+    assert result["replay_delivered"] == result["replay_expected"] > 0, result
+    assert (result["lost"], result["duplicated"], result["live_lost"]) == (0, 0, 0), result
+
+
+def test_idle_streams_get_their_heartbeats():
+    result = bench("--scenario", "idle", "--heartbeat", "1", "--duration", "3")
+    assert_every_stream_opened(result)
+    assert result["heartbeats_per_stream"] >= 2, result
