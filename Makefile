@@ -1,5 +1,6 @@
 # The two Quick start commands: `make demo` and `make test`.
 PY := .venv/bin/python
+PORT ?= 8000
 
 .PHONY: demo test test-django52 lint
 .venv/.installed: requirements.txt scripts/venv.sh
@@ -11,8 +12,8 @@ PY := .venv/bin/python
 demo: .venv/.installed
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_setup
-	@echo "Open http://127.0.0.1:8000/ and sign in."
-	$(PY) manage.py runserver 127.0.0.1:8000
+	@echo "Open http://127.0.0.1:$(PORT)/ and sign in."
+	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 test: .venv/.installed
 	bash scripts/test-deps.sh

@@ -17,7 +17,7 @@ import time
 import weakref
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 
 from livefeed import conf, eventlog, sse
 from livefeed.channels import group_name
@@ -267,7 +267,11 @@ class Hub:
                     self.floor = settled[-1][0]
                     self.dispatched = {pk for pk in self.dispatched if pk > self.floor}
                 if missing:
-                    logger.warning("Recovering %d event(s) the channel layer lost", len(missing))
+                    if isinstance(self.layer, InMemoryChannelLayer):
+                        # One process's memory: events from other processes (a shell, a worker) come this way.
+                        logger.debug("Delivering %d event(s) from the log", len(missing))
+                    else:
+                        logger.warning("Recovering %d event(s) the channel layer lost", len(missing))
                     for message in await eventlog.messages(missing):
                         self._fan_out(message)
             except asyncio.CancelledError:
