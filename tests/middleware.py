@@ -1,5 +1,6 @@
 """Middleware the stream tests put in front of the stream (settings.MIDDLEWARE)."""
 
+from asgiref.sync import markcoroutinefunction
 from django.http import HttpResponse
 
 from livefeed.channels import user_channel
@@ -24,3 +25,19 @@ class Tagging:
 
     def process_view(self, request, view, args, kwargs):
         calls.append(f"view:{view.__name__}:{user_channel(request.user) if request.user.is_authenticated else ''}")
+
+
+class AsyncOnly:
+    """A middleware that only has an async side, written as Django's docs show."""
+
+    sync_capable = False
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        markcoroutinefunction(self)
+
+    async def __call__(self, request):
+        response = await self.get_response(request)
+        response["X-Async"] = "yes"
+        return response

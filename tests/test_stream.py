@@ -501,6 +501,21 @@ def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, settings):
     assert json.loads(events[0].data) == {"title": "through the chain"}
 
 
+def test_an_async_only_middleware_runs_for_a_stream_too(alice, settings):
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.AsyncOnly"]
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice[1]).open()).connected()
+        await publish(f"user.{alice[0].pk}", data={"title": "after async middleware"})
+        events = await stream.events(1)
+        await stream.close()
+        return stream, events
+
+    stream, events = run(scenario)
+    assert stream.headers["x-async"] == "yes"
+    assert json.loads(events[0].data) == {"title": "after async middleware"}
+
+
 def test_a_middleware_may_answer_instead_of_the_stream(alice, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
 
