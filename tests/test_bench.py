@@ -19,9 +19,10 @@ ROOT = Path(__file__).resolve().parent.parent
 STREAMS = 20
 
 
-def bench(*args: str) -> dict:
+def bench(*args: str, module: str = "bench.run") -> dict:
+    """Run a bench command on this suite's kind of database; return its JSON line."""
     db = "postgres" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "sqlite"
-    command = [sys.executable, "-m", "bench.run", "--streams", str(STREAMS), "--db", db, *args]
+    command = [sys.executable, "-m", module, "--db", db, *args]
     run = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     return json.loads(run.stdout.strip().splitlines()[-1])
@@ -34,7 +35,7 @@ def assert_every_stream_opened(result: dict) -> None:
 
 @pytest.mark.parametrize("scenario", ["broadcast", "personal"])
 def test_every_event_reaches_every_stream_once(scenario):
-    result = bench("--scenario", scenario)
+    result = bench("--streams", str(STREAMS), "--scenario", scenario)
     assert_every_stream_opened(result)
     assert result["expected"] > 0
     assert (result["delivered"], result["lost"], result["duplicated"], result["misrouted"]) == (
@@ -46,7 +47,7 @@ def test_every_event_reaches_every_stream_once(scenario):
 
 
 def test_a_reconnect_storm_replays_what_every_stream_missed():
-    result = bench("--scenario", "storm")
+    result = bench("--streams", str(STREAMS), "--scenario", "storm")
     assert_every_stream_opened(result)
     assert result["reconnect_connected"] == STREAMS, result
     assert result["replay_delivered"] == result["replay_expected"] > 0, result
@@ -54,6 +55,11 @@ def test_a_reconnect_storm_replays_what_every_stream_missed():
 
 
 def test_idle_streams_get_their_heartbeats():
-    result = bench("--scenario", "idle", "--heartbeat", "1", "--duration", "3")
+    result = bench("--streams", str(STREAMS), "--scenario", "idle", "--heartbeat", "1", "--duration", "3")
     assert_every_stream_opened(result)
     assert result["heartbeats_per_stream"] >= 2, result
+
+
+def test_notify_everyone_bench_sends_one_notification_to_every_user():
+    result = bench("--users", "30", "--runs", "1", module="bench.notify_everyone")
+    assert result["rows_per_run"] == 30, result  # one delivery row per user, in one statement
