@@ -4,7 +4,7 @@ One layer channel per process joins each group once, however many local
 streams read it; one receive task feeds every stream's bounded mailbox. A
 broadcast to 10,000 browsers is then one layer message per process, encoded to
 SSE bytes once. Modelled on channels_redis.pubsub: a dict of channel -> readers,
-`put_nowait` fan-out, `group_discard` when the last reader leaves.
+a non-blocking push to each, `group_discard` when the last reader leaves.
 """
 
 import asyncio

@@ -39,14 +39,14 @@ class Process:
         self.name, self.args, self.port, self.env, self.cwd = name, args, port, env, cwd
         self.process: subprocess.Popen | None = None
 
-    def start(self) -> "Process":
+    def start(self, timeout: float = 20) -> "Process":
         ARTIFACTS.mkdir(exist_ok=True)
         log = open(ARTIFACTS / f"{self.name}.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(
             self.args, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         log.close()
-        wait_for_port(self.port, self.process)
+        wait_for_port(self.port, self.process, timeout)
         return self
 
     def stop(self, sig: int = signal.SIGTERM) -> None:

@@ -9,10 +9,11 @@ import asyncio
 import json
 from http.cookies import SimpleCookie
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import async_to_sync, sync_to_async
 from asgiref.testing import ApplicationCommunicator
 from django.conf import settings
 
+import livefeed
 from livefeed import hub
 from livefeed.asgi import get_asgi_application
 from tests.sse_parser import Event, Parser
@@ -69,6 +70,14 @@ class Stream:
             while "connected" not in self.parser.comments:
                 await self.chunk(timeout)
         return self
+
+    async def receive_one(self, channel: str, event: str, data: dict) -> list[Event]:
+        """Open, wait until subscribed, publish one event on channel, read it, disconnect; return the events."""
+        await (await self.open()).connected()
+        await sync_to_async(livefeed.publish)(channel, event, data)
+        events = await self.events(1)
+        await self.close()
+        return events
 
     async def json(self, timeout: float = 5) -> dict:
         """Read a whole non-streaming answer (an error) as JSON."""

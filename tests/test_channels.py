@@ -58,11 +58,8 @@ def open_stream(session_key, *names):
 
 def test_the_owner_reads_a_job_channel_and_gets_its_events(alice, job_channels):
     async def scenario():
-        stream = await Stream("/livefeed/stream/?channel=job.42", session_key=alice[1]).open()
-        await stream.connected()
-        await sync_to_async(livefeed.publish)("job.42", "progress", {"percent": 50})
-        events = await stream.events(1)
-        await stream.close()
+        stream = Stream("/livefeed/stream/?channel=job.42", session_key=alice[1])
+        events = await stream.receive_one("job.42", "progress", {"percent": 50})
         return stream.status, events
 
     status, events = run(scenario)

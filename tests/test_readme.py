@@ -4,7 +4,6 @@ The commands are read from README.md and run as written; only what must differ o
 machine is substituted (free ports, a scratch database, a private Redis, a session key).
 """
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -39,9 +38,8 @@ def session_of(username: str, env: dict[str, str]) -> str:
 
 @pytest.fixture
 def demo_env(tmp_path):
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'demo.sqlite3'}", PORT=str(servers.free_port()))
-    return env
+    """The demo without Redis, on a scratch SQLite file instead of the checkout's db.sqlite3."""
+    return servers.server_env(f"sqlite:///{tmp_path / 'demo.sqlite3'}", PORT=str(servers.free_port()))
 
 
 def test_quick_start_demo_then_try_it_with_curl(demo_env):
@@ -50,11 +48,8 @@ def test_quick_start_demo_then_try_it_with_curl(demo_env):
     (make_demo, _make_test) = readme_block("make demo").commands()
     port = int(demo_env["PORT"])
     demo = servers.Process(f"make-demo-{port}", ["bash", "-c", f"exec {make_demo}"], port, demo_env)
-    demo.process = subprocess.Popen(
-        demo.args, cwd=servers.ROOT, env=demo_env, stdout=subprocess.DEVNULL, start_new_session=True
-    )
+    demo.start(timeout=120)  # migrate and the demo logins come first
     try:
-        servers.wait_for_port(port, demo.process, timeout=120)  # migrate and the demo logins come first
         watch = readme_block("curl -N")
         (curl,) = watch.commands()
         curl = curl.replace("<bob's session id>", session_of("bob", demo_env)).replace(":8000/", f":{port}/")
@@ -73,10 +68,9 @@ def test_quick_start_demo_then_try_it_with_curl(demo_env):
 def test_two_daphne_processes_on_redis_as_the_readme_starts_them(database_url, redis_url):
     lines = readme_block(".venv/bin/daphne -b 127.0.0.1 -p 8001").commands()
     export, migrate, *daphnes, publish = lines
-    env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
-    for assignment in shlex.split(export)[1:]:  # export REDIS_URL=... DATABASE_URL=...
-        name, _ = assignment.split("=", 1)
-        env[name] = {"REDIS_URL": redis_url, "DATABASE_URL": database_url}[name]
+    # export REDIS_URL=... DATABASE_URL=...: this test's Redis and database instead
+    assert {assignment.split("=", 1)[0] for assignment in shlex.split(export)[1:]} == {"REDIS_URL", "DATABASE_URL"}
+    env = servers.server_env(database_url, redis_url)
     shell(migrate, env)
     started = []
     try:

@@ -57,12 +57,8 @@ def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
     assert "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE
 
     async def scenario():
-        stream = await Stream(session_key=alice[1], headers=[("accept-encoding", "gzip")]).open()
-        await stream.connected()
-        await publish(f"user.{alice[0].pk}", data={"title": "plain"})
-        events = await stream.events(1)
-        await stream.close()
-        return stream, events
+        stream = Stream(session_key=alice[1], headers=[("accept-encoding", "gzip")])
+        return stream, await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "plain"})
 
     stream, events = run(scenario)
     assert stream.headers.get("content-encoding", "identity") == "identity"
@@ -280,11 +276,9 @@ def test_custom_channel_through_the_authorize_hook(alice, settings):
 
     async def scenario():
         denied = await Stream("/livefeed/stream/?channel=payroll", session_key=alice[1]).open()
-        stream = await Stream("/livefeed/stream/?channel=job-42", session_key=alice[1]).open()
-        await stream.connected()
-        await publish("job-42", "progress", {"done": 3})
-        events = await stream.events(1)
-        await stream.close()
+        events = await Stream("/livefeed/stream/?channel=job-42", session_key=alice[1]).receive_one(
+            "job-42", "progress", {"done": 3}
+        )
         return denied.status, events
 
     status, events = run(scenario)
@@ -487,11 +481,8 @@ def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, settings):
     middleware.calls.clear()
 
     async def scenario():
-        stream = await (await Stream(session_key=alice[1]).open()).connected()
-        await publish(f"user.{alice[0].pk}", data={"title": "through the chain"})
-        events = await stream.events(1)
-        await stream.close()
-        return stream, events
+        stream = Stream(session_key=alice[1])
+        return stream, await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "through the chain"})
 
     stream, events = run(scenario)
     assert stream.status == 200
@@ -505,10 +496,8 @@ def test_an_async_only_middleware_runs_for_a_stream_too(alice, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.AsyncOnly"]
 
     async def scenario():
-        stream = await (await Stream(session_key=alice[1]).open()).connected()
-        await publish(f"user.{alice[0].pk}", data={"title": "after async middleware"})
-        events = await stream.events(1)
-        await stream.close()
+        stream = Stream(session_key=alice[1])
+        events = await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "after async middleware"})
         return stream, events
 
     stream, events = run(scenario)
