@@ -21,8 +21,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 import livefeed
-from livefeed.api import announce, announce_read
 from livefeed.models import Delivery, Notification
+from livefeed.notifications import announce, announce_read
 
 EVERYONE_PERMISSION = "livefeed.send_to_everyone"
 _COLOURS = {"info": "#2563eb", "success": "#16a34a", "warning": "#d97706", "error": "#dc2626"}

@@ -31,8 +31,9 @@ from typing import Any
 from django.http import StreamingHttpResponse
 
 from livefeed import eventlog, sse
-from livefeed.api import apublish, sender_loop
+from livefeed.bridge import sender_loop
 from livefeed.channels import validate
+from livefeed.publishing import apublish
 from livefeed.views import event_stream_response
 
 __all__ = ["PATTERN", "answer_response", "astart_answer", "authorize", "channel_for", "start_answer"]

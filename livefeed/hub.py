@@ -10,16 +10,13 @@ a non-blocking push to each, `group_discard` when the last reader leaves.
 import asyncio
 import contextvars
 import logging
-import os
-import signal
-import threading
 import time
 import weakref
 from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, sse
+from livefeed import conf, eventlog, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -186,7 +183,7 @@ class Hub:
     async def _start(self) -> None:
         if self.channel_name is None:
             self.floor = await eventlog.newest_id()
-            self._watch_shutdown()
+            shutdown.on_sigterm(self.loop, self._shut_down)
             self.channel_name = await self.layer.new_channel()
             # A clean context: these tasks outlive the request that starts them,
             # and must not inherit its thread-sensitive context.
@@ -293,39 +290,17 @@ class Hub:
                 except Exception:
                     logger.exception("Could not refresh channel group %s", channel)
 
-    def _watch_shutdown(self) -> None:
-        # daphne drops every connection on SIGTERM, and all clients would come
-        # back within the same second. End the streams first, each with its own
-        # retry delay, then let the server's own handler stop it.
-        if threading.current_thread() is not threading.main_thread():
-            return
-        previous = signal.getsignal(signal.SIGTERM)
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            self.loop.call_soon_threadsafe(self._shut_down, previous)
-
-        signal.signal(signal.SIGTERM, on_sigterm)
-
-    def _shut_down(self, previous: Any) -> None:
-        signal.signal(signal.SIGTERM, previous)  # a second SIGTERM is not delayed
+    def _shut_down(self) -> None:
         self.closing = True
         logger.info("Shutting down: ending %d stream(s) with spread-out retry delays", len(self.streams))
         for reader in list(self.streams):
             reader.end()
-        self.loop.call_later(conf.get("SHUTDOWN_GRACE"), _chain_signal, previous)
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-
-
-def _chain_signal(previous: Any) -> None:
-    if callable(previous):
-        previous(signal.SIGTERM, None)
-    else:
-        os.kill(os.getpid(), signal.SIGTERM)  # the default action, restored above
 
 
 def get_hub() -> Hub:

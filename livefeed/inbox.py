@@ -18,9 +18,9 @@ from django.shortcuts import get_object_or_404
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 
-from livefeed.api import publish
 from livefeed.channels import user_channel
 from livefeed.models import Delivery
+from livefeed.publishing import publish
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100

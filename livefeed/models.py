@@ -28,7 +28,7 @@ class Event(models.Model):
     """One published event: the source a reconnecting stream replays from.
 
     Its id is the SSE `id:` on every process, and ids become visible in
-    increasing order (see api._record), so "everything after id N" has no gaps.
+    increasing order (see publishing._record), so "everything after id N" has no gaps.
     """
 
     id = models.BigAutoField(primary_key=True)

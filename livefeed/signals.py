@@ -9,8 +9,9 @@ from typing import Any
 
 from django.db import transaction
 
-from livefeed.api import announce, close_session_streams
 from livefeed.models import Delivery, Notification
+from livefeed.notifications import announce
+from livefeed.publishing import close_session_streams
 
 
 def notification_saved(

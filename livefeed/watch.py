@@ -16,8 +16,8 @@ from typing import Any, cast
 from django.db.models import Field, Model
 from django.db.models.signals import post_delete, post_save
 
-from livefeed.api import publish
 from livefeed.channels import validate
+from livefeed.publishing import publish
 
 __all__ = ["EVENTS", "unwatch", "watch"]
 

@@ -1,0 +1,140 @@
+"""notify() and anotify(): notifications saved for their readers and announced live (DESIGN §3).
+
+Group and everyone notifications go out as ONE event on the group/broadcast
+channel, so it cannot carry per-reader counts: its unread_count and
+unseen_count are null, meaning "yours went up by one" (the widget counts
+locally; the inbox API answers the exact numbers). Events to single users
+carry their exact counts.
+"""
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from asgiref.sync import sync_to_async
+from django.db import router, transaction
+
+from livefeed.bridge import refuse_async_context
+from livefeed.channels import BROADCAST, group_channel, user_channel
+from livefeed.publishing import message_for, publish
+
+if TYPE_CHECKING:
+    from livefeed.models import Notification
+
+__all__ = ["announce", "announce_read", "anotify", "notify"]
+
+
+def notify(
+    recipient: Any = None,
+    *,
+    group: Any = None,
+    everyone: bool = False,
+    title: str,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: Any = None,
+    actor: Any = None,
+) -> "Notification":
+    """Save a notification for one user (or several), a group or everyone; it goes live on commit.
+
+    The delivery rows and the live event come from livefeed.signals, so a
+    Notification saved any other way (admin, shell) reaches its readers alike.
+    Raises TypeError unless exactly one audience is given, ValueError for an
+    empty audience or oversized data, ValidationError for a bad field.
+    """
+    from livefeed.models import Notification
+
+    refuse_async_context("notify")
+    users = _recipients(recipient, group, everyone)
+    notification = Notification(
+        title=title, body=body, level=level, url=url, data={} if data is None else data, actor=actor
+    )
+    if group is not None:
+        notification.audience, notification.group = Notification.Audience.GROUP, group
+    elif everyone:
+        notification.audience = Notification.Audience.EVERYONE
+    notification.clean_fields(exclude=["actor", "group"])
+    message_for(BROADCAST, "notification", notification.event_data())  # size check before saving
+    with transaction.atomic(using=router.db_for_write(Notification)):
+        notification.save()
+        if users:
+            notification.recipients.add(*users)
+    return notification
+
+
+async def anotify(
+    recipient: Any = None,
+    *,
+    group: Any = None,
+    everyone: bool = False,
+    title: str,
+    body: str = "",
+    level: str = "info",
+    url: str = "",
+    data: Any = None,
+    actor: Any = None,
+) -> "Notification":
+    """Async twin of notify(): the database work and its commit run in a thread."""
+    return await sync_to_async(notify)(
+        recipient,
+        group=group,
+        everyone=everyone,
+        title=title,
+        body=body,
+        level=level,
+        url=url,
+        data=data,
+        actor=actor,
+    )
+
+
+def announce(notification: "Notification", users: Iterable[Any] | None = None) -> None:
+    """Publish a saved notification to its audience, or to these user ids only."""
+    _publish_to_readers(notification, "notification", notification.event_data, users)
+
+
+def announce_read(notification: "Notification") -> None:
+    """Tell every reader of notification that it is now read (after a "mark read for all")."""
+    _publish_to_readers(
+        notification,
+        "read",
+        lambda **counts: {"ids": [notification.pk], **counts},
+        None,
+    )
+
+
+def _recipients(recipient: Any, group: Any, everyone: bool) -> list[Any]:
+    chosen = [name for name, value in (("recipient", recipient), ("group", group)) if value is not None]
+    if everyone is True:
+        chosen.append("everyone")
+    if len(chosen) != 1:
+        raise TypeError(
+            "notify() needs exactly one audience: recipient=user (or a list of users), "
+            f"group=group or everyone=True; got {', '.join(chosen) or 'none'}."
+        )
+    if recipient is None:
+        return []
+    users = [recipient] if hasattr(recipient, "pk") else list(recipient)  # one user, or many
+    if not users:
+        raise ValueError("notify(recipient=...) got no users: pass a user or a non-empty list.")
+    if any(user.pk is None for user in users):
+        raise ValueError("notify(recipient=...) needs saved users; an anonymous or unsaved user has no inbox.")
+    return users
+
+
+def _publish_to_readers(
+    notification: "Notification", event: str, data: Callable[..., Any], users: Iterable[Any] | None
+) -> None:
+    from livefeed.models import Delivery, Notification
+
+    if users is None and notification.audience != Notification.Audience.USERS:
+        unknown = {"unread_count": None, "unseen_count": None}  # one event, many readers
+        if notification.audience == Notification.Audience.EVERYONE:
+            publish(BROADCAST, event, data(**unknown))
+        elif notification.group_id is not None:  # its group may have been deleted since
+            publish(group_channel(notification.group_id), event, data(**unknown))
+        return
+    if users is None:
+        users = notification.deliveries.values_list("user_id", flat=True)
+    for user_id, counts in Delivery.objects.counts(users).items():
+        publish(user_channel(user_id), event, data(**counts))
