@@ -29,15 +29,17 @@ def start(user: Any, job_id: str) -> str:
     if not _ID.fullmatch(job_id):
         raise ValueError(f"Invalid job id {job_id!r}.")
     channel = f"job.{user.pk}.{job_id}"
-    threading.Thread(target=_run, args=(channel, job_id), name=f"demo-{channel}", daemon=True).start()
+    threading.Thread(target=_run, args=(user, channel, job_id), name=f"demo-{channel}", daemon=True).start()
     return channel
 
 
-def _run(channel: str, job_id: str) -> None:
+def _run(user: Any, channel: str, job_id: str) -> None:
     try:
         for step in range(1, STEPS + 1):
             time.sleep(STEP_SECONDS)  # the work
             livefeed.publish(channel, "progress", {"job": job_id, "percent": step * 100 // STEPS})
         livefeed.publish(channel, "done", {"job": job_id})
+        # Someone who left the page still learns that the work is done.
+        livefeed.notify(recipient=user, title="Your job finished", level="success", url="/demos/job/")
     finally:
         connections.close_all()  # a worker thread must not keep its connection

@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from django import forms
 from django.contrib import messages
@@ -9,6 +10,7 @@ from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 import livefeed
@@ -41,6 +43,28 @@ class SendForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
 
+    def described(self, notification_title: str) -> str:
+        """Return the message that says what was sent to whom."""
+        audience = self.cleaned_data["audience"]
+        if audience == "everyone":
+            who = f"everyone ({get_user_model().objects.filter(is_active=True).count()} users)"
+        elif audience == "group":
+            group = self.cleaned_data["group"]
+            who = f"the group {group.name} ({group.user_set.count()} members)"
+        else:
+            who = ", ".join(user.get_username() for user in self.cleaned_data["users"])
+        return f"Sent “{notification_title}” to {who}."
+
+    def choice(self) -> str:
+        """Return the audience fields as a query string, so the next send starts from them."""
+        data = self.cleaned_data
+        fields: dict = {"audience": data["audience"]}
+        if data["audience"] == "group":
+            fields["group"] = data["group"].pk
+        elif data["audience"] == "users":
+            fields["users"] = [user.pk for user in data["users"]]
+        return urlencode(fields, doseq=True)
+
     def audience_kwargs(self) -> dict:
         """Return notify()'s audience argument for the chosen audience."""
         audience = self.cleaned_data["audience"]
@@ -60,7 +84,14 @@ class SendForm(forms.Form):
 @staff_member_required
 def send(request: HttpRequest) -> HttpResponse:
     """Let staff send a test notification through livefeed.notify()."""
-    form = SendForm(request.POST or None, user=request.user, initial={"users": [request.user.pk]})
+    initial = {"users": [request.user.pk]}
+    if "audience" in request.GET:  # the audience of the previous send
+        initial = {
+            "audience": request.GET["audience"],
+            "group": request.GET.get("group"),
+            "users": request.GET.getlist("users"),
+        }
+    form = SendForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         fields = {name: form.cleaned_data[name] for name in ("title", "body", "level", "url")}
         try:
@@ -68,8 +99,8 @@ def send(request: HttpRequest) -> HttpResponse:
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, f"Sent “{fields['title']}”.")
-            return redirect("send")
+            messages.success(request, form.described(fields["title"]))
+            return redirect(f"{reverse('send')}?{form.choice()}")
     return render(request, "send.html", {"form": form})
 
 

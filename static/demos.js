@@ -20,9 +20,12 @@
     const button = job.querySelector(".demo-job-start");
     const bar = job.querySelector(".demo-job-bar");
     const percent = job.querySelector(".demo-job-percent");
+    const done = job.querySelector(".demo-job-done");
     button.addEventListener("click", () => {
       const id = newId();
       button.disabled = true;
+      done.hidden = true;
+      delete job.dataset.state;
       bar.value = 0;
       percent.textContent = "0%";
       const off = livefeed.subscribe(job.dataset.channelPrefix + id, {
@@ -35,6 +38,8 @@
           if (detail?.job !== id) return;
           off();
           button.disabled = false;
+          button.textContent = "Run it again";
+          done.hidden = false;
           job.dataset.state = "done";
         },
       });
@@ -76,6 +81,14 @@
   const table = document.querySelector("[data-demo-orders]");
   if (table && livefeed) {
     const rows = table.tBodies[0];
+    const empty = document.querySelector(".demo-orders-empty");
+    const showEmpty = () => (empty.hidden = rows.rows.length > 0);
+    // Restarting the animation needs a reflow between removing and adding the class.
+    const flash = (tr) => {
+      tr.classList.remove("demo-changed");
+      void tr.offsetWidth;
+      tr.classList.add("demo-changed");
+    };
     const FIELDS = ["customer", "item", "quantity", "total", "status"];
     const find = (pk) => rows.querySelector(`tr[data-pk="${Number(pk)}"]`);
     const cell = (field, value) => {
@@ -93,11 +106,16 @@
         rows.prepend(tr);
       }
       for (const field of FIELDS) tr.querySelector(`[data-field="${field}"]`).textContent = order[field];
+      flash(tr);
+      showEmpty();
     };
     livefeed.subscribe("orders", {
       "order.created": show,
       "order.updated": show,
-      "order.deleted": (order) => find(order.pk)?.remove(),
+      "order.deleted": (order) => {
+        find(order.pk)?.remove();
+        showEmpty();
+      },
     });
   }
 }

@@ -49,7 +49,10 @@ def test_the_job_progress_bar_fills_to_100_percent(daphne_servers):
         expect(page.locator(".demo-job-percent")).to_have_text("100%", timeout=10_000)
         expect(page.locator(".demo-job-bar")).to_have_js_property("value", 100)
         expect(page.locator("[data-demo-job]")).to_have_attribute("data-state", "done")
-        expect(page.get_by_role("button", name="Start the job")).to_be_enabled()
+        expect(page.get_by_text("Done. A notification says so too")).to_be_visible()
+        expect(page.get_by_role("button", name="Run it again")).to_be_enabled()
+        # For when the user is on another page by then: a notification says it is done.
+        expect(page.locator(".livefeed-toast", has_text="Your job finished")).to_be_visible(timeout=10_000)
 
 
 def test_a_follower_tab_subscribes_through_the_leaders_one_stream(daphne_servers):
@@ -92,13 +95,17 @@ def test_the_answer_appears_word_by_word_complete_and_in_order(daphne_servers, b
 
 def test_the_table_follows_orders_saved_in_another_process(daphne_servers, database_url, redis_url):
     (server,) = daphne_servers(1)
-    pk = off_loop(lambda: Order.objects.create(customer="Ada", item="Lamp", total=25).pk)
     shell = servers.server_env(database_url, redis_url)
     bob = make_user("bob")
     with chromium() as browser:
         page = open_page(signed_in(browser, server, bob), "/demos/orders/")
+        expect(page.get_by_text("No orders yet")).to_be_visible()
+        in_a_shell(shell, "Order.objects.create(customer='Ada', item='Lamp', total=25)")
+        expect(page.get_by_text("No orders yet")).to_be_hidden(timeout=10_000)
+        pk = off_loop(lambda: Order.objects.get().pk)
         row = page.locator(f'tr[data-pk="{pk}"]')
         expect(row.locator('[data-field="status"]')).to_have_text("new")
+        expect(row).to_have_class("demo-changed")  # a change is highlighted
         page.evaluate(
             """() => {
                 window.heard = [];
