@@ -89,13 +89,21 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     )
 
 REDIS_URL = os.environ.get("REDIS_URL", "")
-if REDIS_URL:
+# "host:port,host:port": Redis Sentinels watching the primary named REDIS_MASTER.
+REDIS_SENTINELS = os.environ.get("REDIS_SENTINELS", "")
+if REDIS_SENTINELS:
+    sentinels = [(host, int(port)) for host, port in (entry.rsplit(":", 1) for entry in REDIS_SENTINELS.split(","))]
+    REDIS_HOSTS: list = [{"sentinels": sentinels, "master_name": os.environ.get("REDIS_MASTER", "mymaster")}]
+else:
+    # Several comma-separated URLs: channels-redis shards the channels over them.
+    REDIS_HOSTS = [url for url in REDIS_URL.split(",") if url]
+if REDIS_HOSTS:
     # One PUBLISH per group_send and per-process fan-out; works with redis-py 8
     # (DESIGN §6 traps 6 and 7). At-most-once: the event log covers gaps.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            "CONFIG": {"hosts": REDIS_HOSTS},
         }
     }
 else:
@@ -129,7 +137,7 @@ LIVEFEED = {
     "HEARTBEAT": float(os.environ.get("LIVEFEED_HEARTBEAT", 15)),
     # Without Redis, events sent from another process (shell, a worker) reach
     # this server only through the event log: sweep it often.
-    "RECOVERY_INTERVAL": 2.0 if REDIS_URL else 0.5,
+    "RECOVERY_INTERVAL": 2.0 if REDIS_HOSTS else 0.5,
     "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
 }
 
