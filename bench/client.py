@@ -4,6 +4,7 @@ Driven by bench.run over stdin/stdout, one JSON line per command:
   {"cmd": "connect", "resume": false, "concurrency": 1000, "timeout": 30}
   {"cmd": "expect", "seqs": [0, 1], "own": false}   (before the events are sent)
   {"cmd": "collect", "timeout": 30}                  (wait for them, report)
+  {"cmd": "reconnect", "on": true}                   (a stream the server ends comes back, with Last-Event-ID)
   {"cmd": "close"} / {"cmd": "stats"} / {"cmd": "exit"}
 The first line is the setup: {"port", "path", "cookie", "heartbeat_event", "sessions": [[key, index], ...]}.
 Each event's data carries {"seq", "t"} with t on time.monotonic(), a clock
@@ -12,6 +13,7 @@ shared by every process of the machine, so latency needs no clock sync.
 
 import asyncio
 import json
+import random
 import resource
 import sys
 import time
@@ -44,6 +46,7 @@ class Stream(asyncio.Protocol):
         self.last_id = ""
         self.seen: dict[int, int] = {}  # seq -> times received since the last collect
         self.done_at: float | None = None
+        self.joined = False  # once opened: its events count as expected, whether or not it is open now
         self.want: set[int] = {index} if bench.own else set(bench.seqs)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -53,7 +56,14 @@ class Stream(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if not self.opened.done():
             self.opened.set_exception(ConnectionError(f"closed before headers: {exc}"))
+        if self in self.bench.open and self.bench.reconnecting:
+            self.bench.resume(self)
         self.bench.open.discard(self)
+
+    def carry_over(self, old: "Stream") -> None:
+        """Go on where old stopped: what it saw and waited for, and its Last-Event-ID."""
+        self.last_id, self.seen, self.want, self.done_at = old.last_id, old.seen, old.want, old.done_at
+        self.joined = old.joined
 
     def data_received(self, data: bytes) -> None:
         if not self.status:
@@ -65,6 +75,7 @@ class Stream(asyncio.Protocol):
             data, self.head = self.head[end + 4 :], b""
             if not self.opened.done():
                 self.opened.set_result(self.status)
+            self.joined = self.joined or self.status == 200
         self.body += data
         self._dechunk()
 
@@ -146,6 +157,9 @@ class Client:
         self.heartbeats = self.duplicates = self.unexpected = self.completed = 0
         self.seqs: list[int] = []
         self.own = False
+        self.reconnecting = False
+        self.reconnects = 0
+        self.keys = {index: key for key, index in self.sessions}
         self.since = time.monotonic()
         self.cpu = _cpu()
 
@@ -199,6 +213,36 @@ class Client:
             "first_byte_ms": dict(zip(("p10", "p50", "p90"), pick, strict=True)) if first_bytes else {},
         }
 
+    def reconnect(self, on: bool) -> dict:
+        """From now on, a stream that the server (or a proxy) ends reconnects as a browser would."""
+        self.reconnecting = on
+        return {"ok": True}
+
+    def resume(self, old: Stream) -> None:
+        self.reconnects += 1
+        asyncio.get_running_loop().create_task(self._reopen(self._fresh(old)))
+
+    async def _reopen(self, stream: Stream) -> None:
+        # Spread over a second, as the retry: field of a closing server spreads browsers.
+        await asyncio.sleep(random.random())
+        for _ in range(20):
+            try:
+                await asyncio.get_running_loop().create_connection(lambda s=stream: s, "127.0.0.1", self.port)
+                if await stream.opened == 200:
+                    self.open.add(stream)
+                    return
+            except OSError:
+                pass
+            await asyncio.sleep(1)
+            stream = self._fresh(stream)
+
+    def _fresh(self, old: Stream) -> Stream:
+        """Return a new Stream in old's place, resuming after its Last-Event-ID."""
+        stream = Stream(self, old.index, self._request(self.keys[old.index], old.last_id))
+        stream.carry_over(old)
+        self.streams[self.streams.index(old)] = stream
+        return stream
+
     def expect(self, seqs: list[int], own: bool) -> dict:
         """Start a phase: each stream wants these seqs (or its own index)."""
         self.seqs, self.own = seqs, own
@@ -213,7 +257,7 @@ class Client:
     async def collect(self, timeout: float) -> dict:
         """Wait until every open stream has its expected events, or timeout."""
         deadline = time.monotonic() + timeout
-        while self.completed < len(self.open) and time.monotonic() < deadline:
+        while self.completed < sum(stream.joined for stream in self.streams) and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
         return self._report(self.since, self.cpu)
 
@@ -221,7 +265,7 @@ class Client:
         expected = delivered = 0
         done_times = []
         for stream in self.streams:
-            if stream.status != 200:
+            if not stream.joined:
                 continue  # never opened: counted as a failed connect, not as lost events
             expected += len(stream.want)
             delivered += len(stream.want.intersection(stream.seen))
@@ -249,7 +293,7 @@ class Client:
 
     def stats(self) -> dict:
         heartbeats, self.heartbeats = self.heartbeats, 0
-        return {"open": len(self.open), "heartbeats": heartbeats, "cpu_total": _cpu()}
+        return {"open": len(self.open), "heartbeats": heartbeats, "cpu_total": _cpu(), "reconnects": self.reconnects}
 
 
 async def main() -> None:
@@ -273,6 +317,8 @@ async def main() -> None:
             reply = await client.collect(**command)
         elif name == "close":
             reply = client.close()
+        elif name == "reconnect":
+            reply = client.reconnect(**command)
         else:
             reply = client.stats()
         sys.stdout.write(json.dumps(reply) + "\n")

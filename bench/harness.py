@@ -4,6 +4,7 @@ import http.client
 import json
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
@@ -59,6 +60,12 @@ class Harness:
             self.servers.append(self.target.start_server(dict(os.environ)))
             self.target.warm_up(self.sessions[-1], self.servers[-1].port)
         self.server = self.servers[0]
+        self.front = None
+        if self.args.scenario == "fleet":
+            # The documented nginx config in front of every server; clients talk to it only.
+            site = (ROOT / "docs" / "examples" / "nginx.conf").read_text()
+            self.front = servers.nginx(site, [s.port for s in self.servers], ROOT / "test-artifacts" / "bench-nginx",
+                                       connections=4 * self.args.streams + 1024)  # fmt: skip
         self.pids = [server.process.pid for server in self.servers]
         self.pid = self.pids[0]  # profiled and dumped
         self._start_clients(self.sessions[:-1])
@@ -78,7 +85,7 @@ class Harness:
                 stdout=subprocess.PIPE,
                 text=True,
             )
-            port = self.servers[number % len(self.servers)].port
+            port = self.front.port if self.front else self.servers[number % len(self.servers)].port
             setup = {
                 "port": port,
                 "path": self.target.path,
@@ -102,11 +109,20 @@ class Harness:
         from django.db import connections
 
         connections.close_all()
-        for process in (*self.servers, self.redis):
+        for process in (*self.servers, self.front, self.redis):
             if process:
                 process.stop()
         if self.db_name:
             fixtures.drop_database(self.args.db, self.db_name)
+
+    def kill_server(self) -> int:
+        """SIGKILL the last server, as a crashed host would go; return how many streams it held."""
+        victim = self.servers[-1]
+        held = (self.fetch_stats(victim.port) or {}).get("streams", 0)
+        victim.stop(signal.SIGKILL)
+        self.pids.remove(victim.process.pid)
+        self.servers.remove(victim)
+        return held
 
     # Talking to the load clients -----------------------------------------------
 

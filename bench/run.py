@@ -42,6 +42,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = set(filter(None, args.patch.split(","))) - set(NAMES)
     if unknown:
         parser.error(f"unknown --patch {', '.join(unknown)}; known: {', '.join(NAMES)}")
+    if args.scenario == "fleet" and args.servers < 2:
+        parser.error("--scenario fleet needs --servers 2 or more (one of them is killed): try --servers 4")
     if args.clients <= 0:
         args.clients = max(1, min(4, -(-args.streams // 2500)))
     args.clients = max(args.clients, args.servers)  # each client talks to one server

@@ -227,4 +227,23 @@ def storm(h: Harness) -> dict:
     }
 
 
-SCENARIOS = {"idle": idle, "broadcast": broadcast, "personal": personal, "storm": storm}
+def fleet(h: Harness) -> dict:
+    """A burst through nginx to streams on every server; one server SIGKILLed halfway through it."""
+    channel = h.target.broadcast_channel()
+    seqs = list(range(1, BURST + 1))
+    h.command("expect", seqs=seqs, own=False)
+    h.command("reconnect", on=True)
+    _publish(h, channel, seqs[: BURST // 2], INTERVAL)
+    killed = h.kill_server()
+    _publish(h, channel, seqs[BURST // 2 :], INTERVAL)
+    result = _collect(h)
+    reconnects = sum(reply["reconnects"] for reply in h.command("stats"))
+    return {
+        **result,
+        "servers_killed": 1,
+        "killed_server_streams": killed,
+        "reconnects": reconnects,
+    }
+
+
+SCENARIOS = {"idle": idle, "broadcast": broadcast, "personal": personal, "storm": storm, "fleet": fleet}

@@ -41,8 +41,15 @@ def with_stats(django_application):
     return application
 
 
+def _open_streams() -> int:
+    from livefeed import hub
+
+    return sum(len(one.streams) for one in list(hub._hubs.values()))
+
+
 async def _stats(scope: dict, send) -> None:
     stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(), "hops": patches.hops}
+    stats["streams"] = _open_streams()
     stats["gc_s"] = [round(seconds, 4) for seconds in _gc_seconds]
     if tracemalloc.is_tracing():
         top = tracemalloc.take_snapshot().statistics("traceback" if scope["query_string"] else "filename")

@@ -1,6 +1,7 @@
 """Real processes for the tests: a private redis-server and daphne servers."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,6 +64,55 @@ def redis_server() -> Process:
     port = free_port()
     args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
     return Process(f"redis-{port}", args, port).start()
+
+
+NGINX_MAIN = """
+daemon off;
+worker_processes 1;
+worker_rlimit_nofile {files};
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log;
+events {{ worker_connections {connections}; }}
+http {{
+    gzip on;  # as in Debian's /etc/nginx/nginx.conf
+    access_log off;
+    client_body_temp_path {prefix}/body;
+    proxy_temp_path {prefix}/proxy;
+    fastcgi_temp_path {prefix}/fastcgi;
+    uwsgi_temp_path {prefix}/uwsgi;
+    scgi_temp_path {prefix}/scgi;
+    include {site};
+}}
+"""
+NGINX_EXAMPLE = ROOT / "docs" / "examples" / "nginx.conf"
+
+
+def nginx_binary() -> str | None:
+    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
+
+
+def nginx(site: str, upstreams: list[int], directory: Path, connections: int = 64) -> Process:
+    """Start nginx on a free port with an http-context site config like docs/examples/nginx.conf.
+
+    The example's `listen 80;` and its two upstream servers are replaced by a
+    loopback port and these upstream ports, so what runs is what the docs show.
+    """
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed: run `bash scripts/test-deps.sh`")
+    port = free_port()
+    documented = "    server 127.0.0.1:8001;\n    server 127.0.0.1:8002;\n"
+    assert "listen 80;" in site and documented in site, "docs/examples/nginx.conf changed shape"
+    upstream = "".join(f"    server 127.0.0.1:{upstream};\n" for upstream in upstreams)
+    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};").replace(documented, upstream)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "site.conf").write_text(site)
+    main = NGINX_MAIN.format(
+        prefix=directory, site=directory / "site.conf", connections=connections, files=4 * connections
+    )
+    (directory / "nginx.conf").write_text(main)
+    args = [binary, "-e", str(directory / "error.log"), "-p", str(directory), "-c", str(directory / "nginx.conf")]
+    return Process(f"nginx-{port}", args, port).start()
 
 
 def daphne(env: dict[str, str], port: int | None = None) -> Process:

@@ -63,3 +63,11 @@ def test_idle_streams_get_their_heartbeats():
 def test_notify_everyone_bench_sends_one_notification_to_every_user():
     result = bench("--users", "30", "--runs", "1", module="bench.notify_everyone")
     assert result["rows_per_run"] == 30, result  # one delivery row per user, in one statement
+
+
+def test_a_fleet_behind_nginx_loses_nothing_when_a_server_is_killed():
+    result = bench("--streams", str(STREAMS), "--scenario", "fleet", "--servers", "3")
+    assert result["connect_connected"] == STREAMS, result
+    # The killed server's streams came back through nginx to the others and replayed.
+    assert result["reconnects"] == result["killed_server_streams"] > 0, result
+    assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result

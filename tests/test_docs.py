@@ -393,49 +393,15 @@ def test_systemd_unit_verifies_and_its_execstart_serves_streams(reader, daphnes,
     assert result.returncode == 0 and unit.name not in result.stdout + result.stderr, result.stdout + result.stderr
 
 
-def nginx_binary() -> str | None:
-    return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx",) if os.access(p, os.X_OK)), None)
-
-
-NGINX_MAIN = """
-daemon off;
-worker_processes 1;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log;
-events {{ worker_connections 64; }}
-http {{
-    gzip on;  # as in Debian's /etc/nginx/nginx.conf
-    access_log {prefix}/access.log;
-    client_body_temp_path {prefix}/body;
-    proxy_temp_path {prefix}/proxy;
-    fastcgi_temp_path {prefix}/fastcgi;
-    uwsgi_temp_path {prefix}/uwsgi;
-    scgi_temp_path {prefix}/scgi;
-    include {site};
-}}
-"""
-
-
 @pytest.mark.e2e
 def test_nginx_example_passes_events_through_at_once(reader, daphnes, tmp_path):
     """nginx with docs/examples/nginx.conf in front of both daphnes: an event sent once reaches a stream
     through nginx, and streams on each daphne, while they stay open (so nothing held it back)."""
-    nginx = nginx_binary()
-    if nginx is None:
+    if servers.nginx_binary() is None:
         pytest.skip("nginx is not installed: run `bash scripts/test-deps.sh`")
-    port = servers.free_port()
     site = deployed((EXAMPLES / "nginx.conf").read_text(), reader.root)
-    for documented, actual in {
-        "listen 80;": f"listen 127.0.0.1:{port};",
-        "server 127.0.0.1:8001;": f"server 127.0.0.1:{daphnes[0]};",
-        "server 127.0.0.1:8002;": f"server 127.0.0.1:{daphnes[1]};",
-    }.items():
-        assert documented in site
-        site = site.replace(documented, actual)
-    (tmp_path / "site.conf").write_text(site)
-    (tmp_path / "nginx.conf").write_text(NGINX_MAIN.format(prefix=tmp_path, site=tmp_path / "site.conf"))
-    args = [nginx, "-e", str(tmp_path / "error.log"), "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf")]
-    proxy = servers.Process(f"docs-nginx-{port}", args, port).start()
+    proxy = servers.nginx(site, list(daphnes), tmp_path)
+    port = proxy.port
     streams = []
     try:
         streams = [open_stream(reader, port), *(open_stream(reader, daphne) for daphne in daphnes)]
