@@ -1,5 +1,8 @@
 """The scenarios: each returns a dict of measurements that bench.run prints as one JSON line."""
 
+import json
+import subprocess
+import sys
 import time
 
 from bench.harness import Harness
@@ -246,4 +249,47 @@ def fleet(h: Harness) -> dict:
     }
 
 
-SCENARIOS = {"idle": idle, "broadcast": broadcast, "personal": personal, "storm": storm, "fleet": fleet}
+def publish(h: Harness) -> dict:
+    """Concurrent publishers, each its own process, into the streams of one server: events per second."""
+    publishers, count = h.args.publishers, h.args.events
+    store = not h.args.ephemeral
+    command = [sys.executable, "-m", "bench.publisher"]
+    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
+    processes = [subprocess.Popen(command, **pipes) for _ in range(publishers)]
+    for number, process in enumerate(processes):
+        process.stdin.write(json.dumps({"first": number * count, "count": count, "store": store}) + "\n")
+        process.stdin.flush()
+    for process in processes:
+        json.loads(process.stdout.readline())  # ready
+    h.command("expect", seqs=list(range(publishers * count)), own=False)  # the clock starts here
+    before = h.snapshot()
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    seconds = [json.loads(process.stdout.readline())["seconds"] for process in processes]
+    result = _collect(h)
+    after = h.snapshot()
+    for process in processes:
+        process.wait(30)
+    events = publishers * count
+    return {
+        **result,
+        "publishers": publishers,
+        "stored": store,
+        "events_published": events,
+        "publish_s": round(max(seconds), 3),
+        "published_per_s": round(events / max(seconds), 1),
+        # Until every stream had every event: what a reader sees of the rate.
+        "delivered_per_s": round(events / result["all_served_s"], 1) if result["all_served_s"] else None,
+        **_delivery_cost(before, after, result["delivered"]),
+    }
+
+
+SCENARIOS = {
+    "idle": idle,
+    "broadcast": broadcast,
+    "personal": personal,
+    "storm": storm,
+    "fleet": fleet,
+    "publish": publish,
+}

@@ -71,3 +71,11 @@ def test_a_fleet_behind_nginx_loses_nothing_when_a_server_is_killed():
     # The killed server's streams came back through nginx to the others and replayed.
     assert result["reconnects"] == result["killed_server_streams"] > 0, result
     assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result
+
+
+@pytest.mark.parametrize("kind", ["stored", "ephemeral"])
+def test_concurrent_publishers_reach_every_stream_once(kind):
+    flags = ["--ephemeral"] if kind == "ephemeral" else []
+    result = bench("--streams", "5", "--scenario", "publish", "--publishers", "3", "--events", "20", *flags)
+    assert result["events_published"] == 60, result
+    assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result

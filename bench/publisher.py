@@ -1,0 +1,35 @@
+"""One publishing process of the publish scenario: waits for "go", publishes its share, reports.
+
+Driven by bench.scenarios.publish over stdin/stdout. Django starts before "go",
+so the rate counts publish() calls only. Stored events go through the whole
+path an application's publish() takes (log row, ordering lock, layer send).
+"""
+
+import json
+import sys
+import time
+
+
+def main() -> None:
+    import django
+
+    django.setup()
+    import livefeed
+    from livefeed.bridge import sender_loop
+
+    setup = json.loads(sys.stdin.readline())
+    first, count, store = setup["first"], setup["count"], setup["store"]
+    sender_loop()  # the private loop and its Redis connection exist before the clock starts
+    livefeed.publish("bench-warm-up", "bench", {"seq": -1, "t": 0}, store=store)
+    sys.stdout.write('{"ready": true}\n')
+    sys.stdout.flush()
+    sys.stdin.readline()  # go
+    started = time.monotonic()
+    for seq in range(first, first + count):
+        livefeed.publish("broadcast", "bench", {"seq": seq, "t": time.monotonic()}, store=store)
+    sys.stdout.write(json.dumps({"seconds": time.monotonic() - started}) + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
