@@ -23,11 +23,6 @@ def staff_client(*codenames):
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
 def sender():
     return staff_client("add_notification", "view_notification")
 
@@ -109,8 +104,7 @@ def test_preview_shows_the_message_escaped_and_sends_nothing(sender, alice):
     assert not Notification.objects.exists() and not notification_events()
 
 
-def test_change_list_shows_audience_recipients_and_reads(sender, alice):
-    bob = User.objects.create_user("bob")
+def test_change_list_shows_audience_recipients_and_reads(sender, alice, bob):
     notification = livefeed.notify([alice, bob], title="Two readers")
     Delivery.objects.filter(user=alice).mark_read()
 

@@ -11,17 +11,11 @@ import livefeed
 from livefeed import answers, sse
 from livefeed.models import Event
 from tests.sse_parser import Parser
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORDS = ["Server-Sent ", "Events ", "stream ", "answers ", "word ", "by ", "word."]
-
-
-@pytest.fixture
-def alice():
-    user = User.objects.create_user("alice", password="x")
-    return user, session_for(user)
 
 
 async def words(gate: asyncio.Event | None = None, pause_after: int = 2):
@@ -50,8 +44,8 @@ def texts(events):
     return [json.loads(e.data)["text"] for e in events if e.type == "token"]
 
 
-def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice):
-    user, session_key = alice
+def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice, alice_session):
+    user, session_key = alice, alice_session
 
     async def scenario():
         gate = asyncio.Event()
@@ -70,8 +64,8 @@ def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice):
     assert json.loads(events[-1].data) == {"answer": channel, "status": "complete"}
 
 
-def test_an_answer_resumes_mid_way_with_last_event_id(alice):
-    user, session_key = alice
+def test_an_answer_resumes_mid_way_with_last_event_id(alice, alice_session):
+    user, session_key = alice, alice_session
     start = log_position()
 
     async def scenario():
@@ -98,9 +92,8 @@ def test_an_answer_resumes_mid_way_with_last_event_id(alice):
     assert after[-1].type == "done"
 
 
-def test_nobody_else_may_read_an_answer(alice):
-    bob_session = session_for(User.objects.create_user("bob", password="x"))
-    channel = answers.channel_for(alice[0], "secret")
+def test_nobody_else_may_read_an_answer(alice, bob_session):
+    channel = answers.channel_for(alice, "secret")
 
     async def scenario():
         return (await answer_stream(channel, bob_session, 0).open()).status
@@ -108,8 +101,8 @@ def test_nobody_else_may_read_an_answer(alice):
     assert run(scenario) == 403
 
 
-def test_a_failing_producer_ends_the_answer_as_failed(alice):
-    user, session_key = alice
+def test_a_failing_producer_ends_the_answer_as_failed(alice, alice_session):
+    user, session_key = alice, alice_session
 
     async def broken():
         yield "Half an "
@@ -129,8 +122,8 @@ def test_a_failing_producer_ends_the_answer_as_failed(alice):
     assert (events[-1].type, json.loads(events[-1].data)["status"]) == ("done", "failed")
 
 
-def test_a_sync_producer_from_sync_code_works_too(alice):
-    user, session_key = alice
+def test_a_sync_producer_from_sync_code_works_too(alice, alice_session):
+    user, session_key = alice, alice_session
     start = log_position()
     channel = answers.start_answer(user, iter(WORDS))
 

@@ -168,8 +168,8 @@ def test_signing_out_ends_that_sessions_streams_only():
 
 
 @override_settings(LIVEFEED={"MAX_AGE": 0.1, "HEARTBEAT": 0.05})
-def test_streams_older_than_max_age_end_so_the_client_signs_in_again():
-    key = session_for(User.objects.create_user("alice", password="x"))
+def test_streams_older_than_max_age_end_so_the_client_signs_in_again(alice_session):
+    key = alice_session
 
     async def scenario():
         stream = await (await Stream(session_key=key).open()).connected()

@@ -10,11 +10,6 @@ import livefeed
 from livefeed.models import Delivery, Event
 
 
-@pytest.fixture
-def bob(db):
-    return get_user_model().objects.create_user("bob", password="pw")
-
-
 def _home(client, user) -> str:
     client.force_login(user)
     response = client.get("/")
