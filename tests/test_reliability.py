@@ -204,3 +204,35 @@ def test_streams_outlive_the_core_redis_layers_group_expiry(redis_url, settings)
 
     events = run(scenario)
     assert json.loads(events[0].data) == {"late": True}
+
+
+def test_publishing_from_sync_code_reuses_one_redis_connection(redis_layer):
+    """A shell, a worker or a management command publishes from sync code, outside any server:
+    async_to_sync(group_send) per call would open a Redis connection each time (docs/design.md#trap-8)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_layer)
+    before = client.info("stats")["total_connections_received"]
+    for n in range(30):
+        livefeed.publish("broadcast", "tick", {"n": n}, store=False)
+    opened = client.info("stats")["total_connections_received"] - before
+    client.close()
+    assert opened <= 2  # the layer's publishing connection, not one per call
+
+
+@override_settings(LIVEFEED={"RECOVERY_INTERVAL": 60})  # recovery from the log would hide a broken receive
+def test_an_idle_stream_on_the_redis_layer_outlives_redis_pys_read_timeout(redis_layer, alice, alice_session, caplog):
+    """redis-py 8 gives reads a 5 s timeout, which breaks an idle receive() on the core Redis layer
+    (docs/design.md#trap-6); the pub/sub layer the servers use stays quiet and keeps delivering."""
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        await asyncio.sleep(6)  # idle past redis-py's default socket timeout
+        await sync_to_async(livefeed.publish)(f"user.{alice.pk}", "notification", {"after": "idle"})
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert json.loads(events[0].data) == {"after": "idle"}
+    assert "receive failed" not in caplog.text

@@ -7,11 +7,12 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
+from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import Group
 from django.test import override_settings
 
 import livefeed
-from livefeed import hub
+from livefeed import eventlog, hub
 from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
 from tests import middleware
@@ -520,3 +521,56 @@ def test_the_asgi_application_sets_the_gc_threshold_unless_told_not_to(settings,
         assert gc.get_threshold() == (threshold or 700, *before[1:])
     finally:
         gc.set_threshold(*before)
+
+
+def test_a_stream_that_fails_inside_ends_cleanly_and_lets_go_of_its_reader(alice_session, monkeypatch, caplog):
+    """An exception escaping to daphne would hang the client and stall daphne's cleanup
+    (docs/design.md#trap-4): the stream logs it and ends like any other."""
+
+    async def broken_replay(channels, last_id):
+        raise RuntimeError("the log is unreadable")
+
+    monkeypatch.setattr(eventlog, "replay", broken_replay)
+
+    async def scenario():
+        stream = await Stream(session_key=alice_session, headers=[("last-event-id", "1")]).open()
+        await stream.finish()  # the response ends: the client will reconnect
+        current = hub.get_hub()
+        return stream, len(current.streams), dict(current.readers)
+
+    stream, streams_left, readers_left = run(scenario)
+    assert "connected" in stream.parser.comments and stream.parser.events == []
+    assert (streams_left, readers_left) == (0, {})
+    assert "livefeed stream failed" in caplog.text
+
+
+@override_settings(LIVEFEED={"HEARTBEAT": 0.05})
+def test_heartbeats_never_cancel_the_layers_receive(alice, alice_session, monkeypatch):
+    """A cancelled receive() loses messages on the Redis layers (docs/design.md#trap-5): heartbeats
+    come from the hub's ticker, and its one receive() stays parked while events come and go."""
+    cancelled = []
+    real_receive = InMemoryChannelLayer.receive
+
+    async def receive(self, channel):
+        try:
+            return await real_receive(self, channel)
+        except asyncio.CancelledError:
+            cancelled.append(channel)
+            raise
+
+    monkeypatch.setattr(InMemoryChannelLayer, "receive", receive)
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        for n in range(3):
+            while stream.parser.comments.count("keep-alive") <= n:
+                await stream.chunk()
+            await publish(f"user.{alice.pk}", data={"n": n})
+        events = await stream.events(3)
+        cancelled_while_open = list(cancelled)
+        await stream.close()
+        return events, cancelled_while_open
+
+    events, cancelled_while_open = run(scenario)
+    assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
+    assert cancelled_while_open == []
