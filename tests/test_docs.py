@@ -512,10 +512,11 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def anchors(page: Path) -> set[str]:
-    """The anchors GitHub gives the headings of a Markdown page."""
+    """The anchors GitHub gives the headings of a Markdown page, and its explicit `<a id="...">` ones."""
     text = re.sub(r"^```.*?^```$", "", page.read_text(), flags=re.S | re.M)
     headings = re.findall(r"^#{1,6} (.+)$", text, re.M)
-    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+    explicit = set(re.findall(r'<a id="([^"]+)"></a>', text))
+    return explicit | {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
 
 
 def test_every_relative_link_of_the_docs_and_readme_resolves():
@@ -530,3 +531,36 @@ def test_every_relative_link_of_the_docs_and_readme_resolves():
             if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
                 broken.append(f"{page.relative_to(servers.ROOT)}: {target}")
     assert broken == []
+
+
+DESIGN = DOCS / "design.md"
+DESIGN_REFERENCE = re.compile(r"docs/design\.md#([\w-]+)")
+
+
+def test_every_reference_to_the_design_page_resolves():
+    """Comments cite the design page with an anchor (a trap, a section): each anchor exists."""
+    suffixes = {".py", ".md", ".js", ".html"}
+    sources = [README, *(servers.ROOT / "bench").glob("*.py")]
+    for folder in ("livefeed", "docs", "tests"):
+        sources += [path for path in (servers.ROOT / folder).rglob("*") if path.suffix in suffixes]
+    known = anchors(DESIGN)
+    broken = [
+        f"{path.relative_to(servers.ROOT)}: #{anchor}"
+        for path in sources
+        for anchor in DESIGN_REFERENCE.findall(path.read_text())
+        if anchor not in known
+    ]
+    assert broken == []
+
+
+def test_design_md_names_a_trap_anchor_for_each_trap_and_tests_that_exist():
+    text = DESIGN.read_text()
+    traps = re.findall(r'<a id="trap-(\d+)"></a>\n### (\d+)\.', text)
+    assert traps and all(anchor == number for anchor, number in traps)
+    assert [int(number) for _, number in traps] == list(range(1, len(traps) + 1))
+    missing = [
+        f"{path}::{name}"
+        for path, name in set(re.findall(r"(tests/\w+\.py)::(\w+)", text))
+        if not re.search(rf"^(?:async )?def {name}\(", (servers.ROOT / path).read_text(), re.M)
+    ]
+    assert missing == []
