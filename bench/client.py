@@ -76,7 +76,8 @@ class Stream(asyncio.Protocol):
                 break
             size = int(body[pos:eol], 16)
             if size == 0:
-                self.transport.close()
+                if self.transport:
+                    self.transport.close()
                 break
             end = eol + 2 + size
             if len(body) < end + 2:
@@ -243,7 +244,8 @@ class Client:
 
     def close(self) -> dict:
         for stream in list(self.open):
-            stream.transport.close()
+            if stream.transport:
+                stream.transport.close()
         self.open.clear()
         return {"closed": True}
 

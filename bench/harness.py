@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import fixtures, procstat, targets
 from tests import servers
@@ -59,7 +60,7 @@ class Harness:
             self.servers.append(self.target.start_server(dict(os.environ)))
             self.target.warm_up(self.sessions[-1], self.servers[-1].port)
         self.server = self.servers[0]
-        self.pids = [server.process.pid for server in self.servers]
+        self.pids = [server.pid for server in self.servers]
         self.pid = self.pids[0]  # profiled and dumped
         self._start_clients(self.sessions[:-1])
 
@@ -85,8 +86,7 @@ class Harness:
                 "cookie": self.target.cookie,
                 "heartbeat_event": self.target.heartbeat_event,
             }
-            process.stdin.write(json.dumps({**setup, "sessions": mine}) + "\n")
-            process.stdin.flush()
+            _tell(process, json.dumps({**setup, "sessions": mine}) + "\n")
             self.clients.append(process)
 
     def stop(self) -> None:
@@ -94,17 +94,16 @@ class Harness:
         for process in self.clients:
             if process.poll() is None:
                 try:
-                    process.stdin.write('{"cmd": "exit"}\n')
-                    process.stdin.flush()
+                    _tell(process, '{"cmd": "exit"}\n')
                     process.wait(10)
                 except (OSError, subprocess.TimeoutExpired):
                     process.kill()
         from django.db import connections
 
         connections.close_all()
-        for process in (*self.servers, self.redis):
-            if process:
-                process.stop()
+        for server in (*self.servers, self.redis):
+            if server:
+                server.stop()
         if self.db_name:
             fixtures.drop_database(self.args.db, self.db_name)
 
@@ -114,10 +113,10 @@ class Harness:
         """Send one command to every client, then return their replies."""
         line = json.dumps({"cmd": name, **fields}) + "\n"
         for process in self.clients:
-            process.stdin.write(line)
-            process.stdin.flush()
+            _tell(process, line)
         replies = []
         for process in self.clients:
+            assert process.stdout is not None  # started with stdout=PIPE
             reply = process.stdout.readline()
             if not reply:
                 raise RuntimeError(f"Load client {process.pid} died (exit {process.poll()})")
@@ -131,7 +130,7 @@ class Harness:
 
     def snapshot(self) -> dict:
         """Return the servers' CPU, RSS, threads, asyncio tasks and DB connections now (summed)."""
-        snap = {"t": time.monotonic(), "cpu": sum(procstat.cpu_seconds(pid) for pid in self.pids)}
+        snap: dict[str, Any] = {"t": time.monotonic(), "cpu": sum(procstat.cpu_seconds(pid) for pid in self.pids)}
         for pid in self.pids:
             for key, value in procstat.status(pid).items():
                 snap[key] = snap.get(key, 0) + value
@@ -195,6 +194,13 @@ class Harness:
             self.profiler.send_signal(2)  # SIGINT: py-spy writes its file and exits
             self.profiler.wait(30)
         self.profiler = None
+
+
+def _tell(process: subprocess.Popen, line: str) -> None:
+    """Send one line to a load client."""
+    assert process.stdin is not None  # started with stdin=PIPE
+    process.stdin.write(line)
+    process.stdin.flush()
 
 
 def raw_get(port: int, path: str, cookie: str, read_until: bytes = b"\r\n\r\n") -> bytes:

@@ -121,6 +121,7 @@ def session_for(user) -> str:
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
+    assert session.session_key is not None  # just saved
     return session.session_key
 
 

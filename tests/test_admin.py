@@ -40,6 +40,7 @@ def test_staff_with_add_permission_sends_to_users_live(sender, alice):
 
     assert response.status_code == 302
     notification = Notification.objects.get()
+    assert notification.actor is not None
     assert (notification.title, notification.actor.username) == ("Deploy done", "staff")
     assert list(notification.recipients.all()) == [alice]
     [(channel, data)] = notification_events()
@@ -128,8 +129,9 @@ def test_resend_makes_it_unread_and_delivers_it_again(sender, alice):
 
 
 def test_mark_read_for_all_tells_every_reader(sender, alice):
-    notification = livefeed.notify(group=Group.objects.create(name="g"), title="x")
-    notification.group.user_set.add(alice)
+    group = Group.objects.create(name="g")
+    notification = livefeed.notify(group=group, title="x")
+    group.user_set.add(alice)
     Delivery.objects.create(notification=notification, user=alice)  # joined after sending; now a reader
 
     sender.post(LIST_URL, {"action": "mark_read_for_all", "_selected_action": [notification.pk]})

@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import pytest
 from django.contrib.auth.models import User
@@ -224,10 +226,10 @@ async def thinking(closed: list):
 
 
 def test_a_client_going_away_while_the_model_thinks_closes_the_producer():
-    closed = []
+    closed: list[bool] = []
 
     async def scenario():
-        body = answers.answer_response(thinking(closed)).streaming_content
+        body = cast(AsyncGenerator[bytes], answers.answer_response(thinking(closed)).streaming_content)
         await anext(body)  # the comment
         await anext(body)  # the first token
         reading = asyncio.ensure_future(anext(body))
@@ -241,10 +243,10 @@ def test_a_client_going_away_while_the_model_thinks_closes_the_producer():
 
 
 def test_a_response_closed_between_chunks_closes_the_producer():
-    closed = []
+    closed: list[bool] = []
 
     async def scenario():
-        body = answers.answer_response(thinking(closed)).streaming_content
+        body = cast(AsyncGenerator[bytes], answers.answer_response(thinking(closed)).streaming_content)
         await anext(body)
         await anext(body)
         await body.aclose()  # the response parked on a yield, closed by its owner

@@ -116,13 +116,15 @@ class CurlStream(servers.SSEClient):
         self.process = subprocess.Popen(
             ["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        assert self.process.stdout is not None
+        self.stdout = self.process.stdout
         self.parser = Parser()
 
     def read(self, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        ready, _, _ = select.select([self.stdout], [], [], timeout)
         if not ready:
             raise TimeoutError(f"curl printed nothing within {timeout:.1f} s")
-        return os.read(self.process.stdout.fileno(), 65536)
+        return os.read(self.stdout.fileno(), 65536)
 
     def close(self) -> None:
         self.process.terminate()
@@ -498,7 +500,7 @@ def test_javascript_md_matches_the_widgets_api_and_stylesheet():
     variable = r"--livefeed-[a-z0-9]+(?:-[a-z0-9]+)*"
     assert set(re.findall(variable, text)) == set(re.findall(variable, css))
     exported = " ".join(
-        re.search(pattern, (static / name).read_text(), re.S)[1]
+        re.search(pattern, (static / name).read_text(), re.S)[1]  # type: ignore[index]
         for name, pattern in (
             ("livefeed.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\n  \}\);"),
             ("livefeed-channels.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\}\)"),

@@ -60,9 +60,10 @@ def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing
         thread.start()
 
     async def scenario():
-        received, last_id, rng = [], None, random.Random(7)
+        received: list = []
+        last_id, rng = None, random.Random(7)
         while len(received) < expected:
-            headers = [("last-event-id", last_id)] if last_id else []
+            headers: list[tuple[str, str]] = [("last-event-id", last_id)] if last_id else []
             stream = await (await Stream(session_key=key, headers=headers).open()).connected()
             start.set()
             want = min(expected - len(received), rng.randint(1, 12))
