@@ -25,8 +25,9 @@ logger = logging.getLogger("livefeed")
 END = (None, b"")  # asks a stream to finish: server stopping, stream too old, session gone
 _KEEP_ALIVE = sse.comment("keep-alive")
 # Ticker runs per HEARTBEAT. Idle streams' heartbeats are spread over them by
-# when each stream last wrote: at 10,000 streams, writing all in one instant
-# left the garbage collector ~12 % of the idle CPU (3 runs: ~12 %; 15: 0 %).
+# when each stream last wrote: writing thousands in one instant puts them all
+# in flight at once, and the garbage collector then walks them all
+# (docs/performance.md, "Idle").
 _TICKS = 15
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -36,8 +37,8 @@ class Reader:
 
     A list and one waiter rather than an asyncio.Queue: a broadcast pushes to
     every reader of a channel, and the stream takes all that queued up at once,
-    so the Queue's per-item bookkeeping was a tenth of the delivery cost (and
-    its four deques 5 KB of every idle stream).
+    so the Queue's per-item bookkeeping and its four deques were paid per
+    delivery and per idle stream for nothing (docs/performance.md, "What changed").
     """
 
     __slots__ = (
