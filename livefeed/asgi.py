@@ -1,4 +1,4 @@
-"""An ASGI handler that serves streams without an OS thread each (DESIGN §6 trap 9).
+"""An ASGI handler that serves streams without an OS thread each (docs/design.md#trap-9).
 
 Django runs every ASGI request in its own ThreadSensitiveContext, whose worker
 thread lives as long as the request: one thread per open stream. Streams do

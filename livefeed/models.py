@@ -107,7 +107,7 @@ class Notification(models.Model):
         return users
 
     def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
-        """Return the `notification` event's data (DESIGN §3); the inbox API reuses it."""
+        """Return the `notification` event's data (docs/design.md#contracts); the inbox API reuses it."""
         return {
             "id": self.pk,
             "title": self.title,

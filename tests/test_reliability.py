@@ -186,7 +186,7 @@ def test_streams_outlive_the_core_redis_layers_group_expiry(redis_url, settings)
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 times out idle reads after 5 s and caps the pool (DESIGN §6 trap 6).
+            # redis-py 8 times out idle reads after 5 s and caps the pool (docs/design.md#trap-6).
             "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}], "group_expiry": 1},
         }
     }

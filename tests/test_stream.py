@@ -1,4 +1,4 @@
-"""The stream view through the real ASGI application, in-process (DESIGN §3 "Stream")."""
+"""The stream view through the real ASGI application, in-process (docs/design.md#contracts)."""
 
 import asyncio
 import gc
@@ -38,7 +38,7 @@ def test_headers_and_first_bytes_arrive_at_once(alice_session):
     assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert stream.headers["cache-control"] == "no-cache, no-transform"
     assert stream.headers["x-accel-buffering"] == "no"
-    assert "connection" not in stream.headers  # hop-by-hop (DESIGN §6 trap 12)
+    assert "connection" not in stream.headers  # hop-by-hop (docs/design.md#trap-12)
     assert first == b"retry: 3000\n"
 
 
@@ -406,7 +406,7 @@ def test_streams_share_one_thread_not_one_each(alice_session):
         return before, during
 
     before, during = run(scenario)
-    assert during - before <= 2  # the shared stream thread, not 20 (DESIGN §6 trap 9)
+    assert during - before <= 2  # the shared stream thread, not 20 (docs/design.md#trap-9)
 
 
 def test_publish_validates_its_input():
