@@ -539,20 +539,26 @@ DESIGN = DOCS / "design.md"
 DESIGN_REFERENCE = re.compile(r"docs/design\.md#([\w-]+)")
 
 
-def test_every_reference_to_the_design_page_resolves():
-    """Comments cite the design page with an anchor (a trap, a section): each anchor exists."""
+def design_citers() -> list[Path]:
+    """The files whose comments and text may cite the design page."""
     suffixes = {".py", ".md", ".js", ".html"}
-    sources = [README, *(servers.ROOT / "bench").glob("*.py")]
-    for folder in ("livefeed", "docs", "tests"):
+    sources = [README]
+    for folder in ("livefeed", "docs", "tests", "bench", "project"):
         sources += [path for path in (servers.ROOT / folder).rglob("*") if path.suffix in suffixes]
+    return sources
+
+
+def test_every_reference_to_the_design_page_resolves():
+    """Comments cite the design page with an anchor (a trap, a section): each anchor exists, and none
+    cites the old design notes that were never in the repository ("DESIGN" and a section sign)."""
     known = anchors(DESIGN)
-    broken = [
-        f"{path.relative_to(servers.ROOT)}: #{anchor}"
-        for path in sources
-        for anchor in DESIGN_REFERENCE.findall(path.read_text())
-        if anchor not in known
-    ]
+    broken, outside = [], []
+    for path in design_citers():
+        text, where = path.read_text(), path.relative_to(servers.ROOT)
+        broken += [f"{where}: #{anchor}" for anchor in DESIGN_REFERENCE.findall(text) if anchor not in known]
+        outside += [f"{where}: {line.strip()}" for line in text.splitlines() if "DESIGN \u00a7" in line]
     assert broken == []
+    assert outside == []
 
 
 def test_design_md_names_a_trap_anchor_for_each_trap_and_tests_that_exist():
