@@ -572,3 +572,14 @@ def test_design_md_names_a_trap_anchor_for_each_trap_and_tests_that_exist():
         if not re.search(rf"^(?:async )?def {name}\(", (servers.ROOT / path).read_text(), re.M)
     ]
     assert missing == []
+
+
+def test_design_md_lists_exactly_the_modules_of_the_package():
+    table = DESIGN.read_text().split("## Modules")[1].split("\n## ")[0]
+    listed = set(re.findall(r"^\| `([\w/.]+)` \|", table, re.M))
+    package = servers.ROOT / "livefeed"
+    modules = {path.name for path in package.glob("*.py")}
+    folders = {f"{path.name}/" for path in package.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert {name for name in listed if name.endswith(".py") and "/" not in name} == modules
+    for folder in folders:
+        assert any(name.startswith(folder) for name in listed), f"livefeed/{folder} is not in design.md's table"
