@@ -1,20 +1,26 @@
-# The two Quick start commands: `make demo` and `make test`.
+# The two Quick start commands: `make demo` and `make test`; `make help` lists the others.
 PY := .venv/bin/python
 PORT ?= 8000
 
-.PHONY: demo test test-django52 lint
+.PHONY: demo test test-django52 lint help
+
+# ESLint's command, for `make lint` (and `make test`) once the JavaScript tooling is in the repository.
+LINT_JS :=
+
 .venv/.installed: requirements.txt scripts/venv.sh
 	bash scripts/venv.sh
 
 .venv-django52/.installed: requirements.txt scripts/venv.sh
 	VENV=.venv-django52 DJANGO="Django~=5.2.0" bash scripts/venv.sh
 
+## demo: install, migrate, create the demo logins and serve the demo site on 127.0.0.1 (PORT=8000)
 demo: .venv/.installed
 	$(PY) manage.py migrate --noinput -v0
 	$(PY) manage.py demo_setup
 	@echo "Open http://127.0.0.1:$(PORT)/ and sign in."
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
+## test: lint, then the whole suite on SQLite, PostgreSQL (when reachable) and Django 5.2
 test: .venv/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m ruff check .
@@ -27,10 +33,18 @@ test: .venv/.installed
 	$(MAKE) --no-print-directory test-django52
 
 # The 5.2 LTS: everything but the browser tests, whose JavaScript does not depend on Django.
+## test-django52: the suite on Django 5.2 LTS, in a venv of its own
 test-django52: .venv-django52/.installed
 	@echo "== the suite again on Django 5.2 LTS"
 	.venv-django52/bin/python -m pytest --ignore=tests/test_browser.py --ignore=tests/test_browser_demos.py
 
+## lint: everything `make test` lints: ruff, ruff format, mypy (livefeed, tests, bench), ESLint
 lint: .venv/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	$(PY) -m mypy
+	$(LINT_JS)
+
+## help: list these targets
+help:
+	@sed -n 's/^## \([a-z0-9-]*\): \(.*\)/\1\t\2/p' $(MAKEFILE_LIST) | expand -t 16

@@ -83,7 +83,7 @@ def main() -> None:
             "new_threads": threading.active_count() - before["threads"],
             "rss_kb_after_10pct": rss_early,
             "rss_kb_end": _rss_kb(),
-            "rss_growth_kb_last_90pct": _rss_kb() - rss_early,
+            "rss_growth_kb_last_90pct": _rss_kb() - (rss_early or 0),
         }
 
     result = run(soak)

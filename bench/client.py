@@ -12,6 +12,7 @@ shared by every process of the machine, so latency needs no clock sync.
 """
 
 import asyncio
+import functools
 import json
 import random
 import resource
@@ -28,6 +29,10 @@ def _value(line: bytes, colon: int) -> bytes:
     """A field's value: after its colon, less the one space that may follow it (the SSE spec)."""
     value = line[colon + 1 :]
     return value[1:] if value.startswith(b" ") else value
+
+
+def _same(stream: "Stream") -> "Stream":
+    return stream
 
 
 class Stream(asyncio.Protocol):
@@ -87,7 +92,8 @@ class Stream(asyncio.Protocol):
                 break
             size = int(body[pos:eol], 16)
             if size == 0:
-                self.transport.close()
+                if self.transport:
+                    self.transport.close()
                 break
             end = eol + 2 + size
             if len(body) < end + 2:
@@ -227,7 +233,9 @@ class Client:
         await asyncio.sleep(random.random())
         for _ in range(20):
             try:
-                await asyncio.get_running_loop().create_connection(lambda s=stream: s, "127.0.0.1", self.port)
+                await asyncio.get_running_loop().create_connection(
+                    functools.partial(_same, stream), "127.0.0.1", self.port
+                )
                 if await stream.opened == 200:
                     self.open.add(stream)
                     return
@@ -287,7 +295,8 @@ class Client:
 
     def close(self) -> dict:
         for stream in list(self.open):
-            stream.transport.close()
+            if stream.transport:
+                stream.transport.close()
         self.open.clear()
         return {"closed": True}
 

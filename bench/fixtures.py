@@ -3,6 +3,7 @@
 import os
 import secrets
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 
 _ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
@@ -50,7 +51,7 @@ def populate(count: int) -> list[tuple[str, int]]:
         [user_model(username=f"bench{i}", password=password) for i in range(count)], batch_size=2000
     )
     store = SessionStore()
-    expires = timezone.now() + timezone.timedelta(days=1)
+    expires = timezone.now() + timedelta(days=1)
     sessions = []
     for user in users:
         data = {

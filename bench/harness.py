@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from bench import fixtures, procstat, targets
 from tests import servers
@@ -60,13 +61,13 @@ class Harness:
             self.servers.append(self.target.start_server(dict(os.environ)))
             self.target.warm_up(self.sessions[-1], self.servers[-1].port)
         self.server = self.servers[0]
-        self.front = None
+        self.front: servers.Process | None = None
         if self.args.scenario == "fleet":
             # The documented nginx config in front of every server; clients talk to it only.
             site = (ROOT / "docs" / "examples" / "nginx.conf").read_text()
             self.front = servers.nginx(site, [s.port for s in self.servers], ROOT / "test-artifacts" / "bench-nginx",
                                        connections=4 * self.args.streams + 1024)  # fmt: skip
-        self.pids = [server.process.pid for server in self.servers]
+        self.pids = [server.pid for server in self.servers]
         self.pid = self.pids[0]  # profiled and dumped
         self._start_clients(self.sessions[:-1])
 
@@ -92,8 +93,7 @@ class Harness:
                 "cookie": self.target.cookie,
                 "heartbeat_event": self.target.heartbeat_event,
             }
-            process.stdin.write(json.dumps({**setup, "sessions": mine}) + "\n")
-            process.stdin.flush()
+            tell(process, json.dumps({**setup, "sessions": mine}) + "\n")
             self.clients.append(process)
 
     def stop(self) -> None:
@@ -101,17 +101,16 @@ class Harness:
         for process in self.clients:
             if process.poll() is None:
                 try:
-                    process.stdin.write('{"cmd": "exit"}\n')
-                    process.stdin.flush()
+                    tell(process, '{"cmd": "exit"}\n')
                     process.wait(10)
                 except (OSError, subprocess.TimeoutExpired):
                     process.kill()
         from django.db import connections
 
         connections.close_all()
-        for process in (*self.servers, self.front, self.redis):
-            if process:
-                process.stop()
+        for server in (*self.servers, self.front, self.redis):
+            if server:
+                server.stop()
         if self.db_name:
             fixtures.drop_database(self.args.db, self.db_name)
 
@@ -120,7 +119,7 @@ class Harness:
         victim = self.servers[-1]
         held = (self.fetch_stats(victim.port) or {}).get("streams", 0)
         victim.stop(signal.SIGKILL)
-        self.pids.remove(victim.process.pid)
+        self.pids.remove(victim.pid)
         self.servers.remove(victim)
         return held
 
@@ -130,15 +129,8 @@ class Harness:
         """Send one command to every client, then return their replies."""
         line = json.dumps({"cmd": name, **fields}) + "\n"
         for process in self.clients:
-            process.stdin.write(line)
-            process.stdin.flush()
-        replies = []
-        for process in self.clients:
-            reply = process.stdout.readline()
-            if not reply:
-                raise RuntimeError(f"Load client {process.pid} died (exit {process.poll()})")
-            replies.append(json.loads(reply))
-        return replies
+            tell(process, line)
+        return [hear(process) for process in self.clients]
 
     def client_cpu(self) -> float:
         return sum(reply["cpu_total"] for reply in self.command("stats"))
@@ -147,7 +139,7 @@ class Harness:
 
     def snapshot(self) -> dict:
         """Return the servers' CPU, RSS, threads, asyncio tasks and DB connections now (summed)."""
-        snap = {"t": time.monotonic(), "cpu": sum(procstat.cpu_seconds(pid) for pid in self.pids)}
+        snap: dict[str, Any] = {"t": time.monotonic(), "cpu": sum(procstat.cpu_seconds(pid) for pid in self.pids)}
         for pid in self.pids:
             for key, value in procstat.status(pid).items():
                 snap[key] = snap.get(key, 0) + value
@@ -211,6 +203,22 @@ class Harness:
             self.profiler.send_signal(2)  # SIGINT: py-spy writes its file and exits
             self.profiler.wait(30)
         self.profiler = None
+
+
+def tell(process: subprocess.Popen, line: str) -> None:
+    """Send one line to a helper process (a load client, a publisher)."""
+    assert process.stdin is not None  # started with stdin=PIPE
+    process.stdin.write(line)
+    process.stdin.flush()
+
+
+def hear(process: subprocess.Popen) -> dict:
+    """Return the next JSON line a helper process answers."""
+    assert process.stdout is not None  # started with stdout=PIPE
+    reply = process.stdout.readline()
+    if not reply:
+        raise RuntimeError(f"{process.args!r} (pid {process.pid}) died (exit {process.poll()})")
+    return json.loads(reply)
 
 
 def raw_get(port: int, path: str, cookie: str, read_until: bytes = b"\r\n\r\n") -> bytes:

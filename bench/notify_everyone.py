@@ -1,6 +1,6 @@
 """notify(everyone=True) to N users: the database work of one broadcast notification, as one JSON line.
 
-    .venv/bin/python -m bench.notify_everyone --users 10000            # PostgreSQL, ~15 s
+    .venv/bin/python -m bench.notify_everyone --users 10000            # PostgreSQL
     .venv/bin/python -m bench.notify_everyone --users 10000 --db sqlite
 
 A fresh database with N users (bench.fixtures), the in-memory channel layer (no

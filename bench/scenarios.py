@@ -5,7 +5,7 @@ import subprocess
 import sys
 import time
 
-from bench.harness import Harness
+from bench.harness import Harness, hear, tell
 
 BURST = 20  # events in the broadcast burst
 INTERVAL = 0.05  # seconds between them
@@ -254,19 +254,18 @@ def publish(h: Harness) -> dict:
     publishers, count = h.args.publishers, h.args.events
     store = not h.args.ephemeral
     command = [sys.executable, "-m", "bench.publisher"]
-    pipes = {"stdin": subprocess.PIPE, "stdout": subprocess.PIPE, "text": True}
-    processes = [subprocess.Popen(command, **pipes) for _ in range(publishers)]
+    processes = [
+        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(publishers)
+    ]
     for number, process in enumerate(processes):
-        process.stdin.write(json.dumps({"first": number * count, "count": count, "store": store}) + "\n")
-        process.stdin.flush()
+        tell(process, json.dumps({"first": number * count, "count": count, "store": store}) + "\n")
     for process in processes:
-        json.loads(process.stdout.readline())  # ready
+        hear(process)  # ready
     h.command("expect", seqs=list(range(publishers * count)), own=False)  # the clock starts here
     before = h.snapshot()
     for process in processes:
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    seconds = [json.loads(process.stdout.readline())["seconds"] for process in processes]
+        tell(process, "go\n")
+    seconds = [hear(process)["seconds"] for process in processes]
     result = _collect(h)
     after = h.snapshot()
     for process in processes:

@@ -7,6 +7,7 @@ import os
 import threading
 import time
 import tracemalloc
+from typing import Any
 
 from bench import patches
 
@@ -48,7 +49,11 @@ def _open_streams() -> int:
 
 
 async def _stats(scope: dict, send) -> None:
-    stats = {"tasks": len(asyncio.all_tasks()), "threads": threading.active_count(), "hops": patches.hops}
+    stats: dict[str, Any] = {
+        "tasks": len(asyncio.all_tasks()),
+        "threads": threading.active_count(),
+        "hops": patches.hops,
+    }
     stats["streams"] = _open_streams()
     stats["gc_s"] = [round(seconds, 4) for seconds in _gc_seconds]
     if tracemalloc.is_tracing():

@@ -1,6 +1,7 @@
 """The servers a scenario can run against: livefeed on daphne, and its peers (bench/peers/)."""
 
 import sys
+from typing import Any
 
 from tests import servers
 
@@ -79,7 +80,7 @@ class SseStarlette(Livefeed):
         port = servers.free_port()
         args = _uvicorn("bench.peers.starlette_app:app", port)
         if not hasattr(self, "_redis"):
-            self._redis = None
+            self._redis: Any = None
             self._next_id = 0
         return servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
 

@@ -50,7 +50,7 @@ Producer = AsyncIterable[str] | Iterable[str]
 _running: set[asyncio.Task] = set()
 
 # apublish() wrote the log from a worker thread; when the answer ends, close
-# that thread's DB connection, so no idle connection outlives it (DESIGN §6 trap 10).
+# that thread's DB connection, so no idle connection outlives it (docs/design.md#trap-10).
 _release_connection = eventlog.in_thread(lambda: None)
 
 
@@ -117,13 +117,13 @@ async def _give_up(channel: str) -> None:
 async def _stream(producer: Producer) -> AsyncIterator[bytes]:
     try:
         # Headers leave with the first body chunk: send one before the producer
-        # starts thinking (DESIGN §6 trap 2).
+        # starts thinking (docs/design.md#trap-2).
         yield sse.comment("answer")
         async with aclosing(_events(secrets.token_urlsafe(12), producer)) as events:
             async for event, data in events:
                 yield sse.encode(json.dumps(data, ensure_ascii=False, separators=(",", ":")), event=event)
     except Exception:
-        # Escaping to daphne would hang the client (DESIGN §6 trap 4).
+        # Escaping to daphne would hang the client (docs/design.md#trap-4).
         logger.exception("Answer stream failed; closing it")
 
 
@@ -143,7 +143,7 @@ async def _events(answer: str, producer: Producer) -> AsyncGenerator[tuple[str, 
 
 async def _chunks(producer: Producer) -> AsyncGenerator[str]:
     # A disconnect cancels the await below; the finally then closes the producer,
-    # which stops a model client's request too (DESIGN §6 trap 3).
+    # which stops a model client's request too (docs/design.md#trap-3).
     iterator: Any = aiter(producer) if isinstance(producer, AsyncIterable) else iter(producer)
     try:
         while True:

@@ -1,4 +1,4 @@
-"""An ASGI handler that serves streams without an OS thread each (DESIGN §6 trap 9).
+"""An ASGI handler that serves streams without an OS thread each (docs/design.md#trap-9).
 
 Django runs every ASGI request in its own ThreadSensitiveContext, whose worker
 thread lives as long as the request: one thread per open stream. Streams do
@@ -7,8 +7,8 @@ every other request keeps Django's behaviour. Optional: without it streams work
 the same, with a thread each.
 
 Streams also run the middleware chain synchronously, in one trip to that
-thread: under Django's async chain every sync middleware takes two trips
-(eighteen for the default list), about a third of what opening a stream cost.
+thread: under Django's async chain every sync middleware takes two trips,
+and under a connect storm each trip waits its turn on that one thread.
 Every middleware still runs, in the order the settings give. Then the request
 lets go of what only the middleware needed, since Django keeps it for as long
 as the stream lasts. docs/performance.md has the measurements.
@@ -89,7 +89,8 @@ class _StreamHandler(DjangoASGIHandler):
 
 # What the request holds that nothing reads once every middleware has handled
 # the response. Django keeps the request alive for as long as the response
-# streams: for a stream that is hours, times every open stream (~6 KB each).
+# streams: for a stream that is hours, times every open stream
+# (docs/performance.md, "What changed").
 # META becomes empty rather than absent: request.headers and friends still work.
 _SPENT = ("user", "_cached_user", "auser", "session", "_messages", "resolver_match", "COOKIES", "GET")
 
@@ -118,9 +119,10 @@ def get_asgi_application() -> ASGIHandler:
 
 
 def _tune_gc() -> None:
-    # Measured (docs/performance.md): at Python's threshold of 700, a 1,000
-    # stream broadcast spent ~20 % of its CPU in the collector, pausing every
-    # stream, and p99 latency doubled.
+    # Open streams keep many objects alive and a broadcast puts many more in
+    # flight; at Python's default threshold young collections keep promoting
+    # them until full collections walk them all, pausing every stream
+    # (docs/performance.md#garbage-collection).
     from livefeed import conf
 
     threshold = conf.get("GC_THRESHOLD")

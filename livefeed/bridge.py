@@ -3,7 +3,7 @@
 In a server process a coroutine runs on the loop that serves the streams (the
 in-memory layer only works there). Elsewhere (shell, management commands,
 workers) it runs on one private loop kept for the process, so every call
-reuses one Redis connection instead of opening a new one (DESIGN §6 trap 8).
+reuses one Redis connection instead of opening a new one (docs/design.md#trap-8).
 """
 
 import asyncio

@@ -53,7 +53,7 @@ def check_channel_layer(app_configs: Any = None, **kwargs: Any) -> list:
 
 @register(Tags.compatibility)
 def check_middleware(app_configs: Any = None, **kwargs: Any) -> list:
-    """Compressing middleware other than Django's own may buffer the stream (DESIGN §6 trap 11)."""
+    """Compressing middleware other than Django's own may buffer the stream (docs/design.md#trap-11)."""
     suspects = [
         path
         for path in settings.MIDDLEWARE

@@ -1,7 +1,7 @@
 """Reads of the event log: replay for a reconnecting stream, recovery for the hub.
 
 Each runs in a worker thread and closes its DB connection before returning:
-streams and the hub live long and must not pin one (DESIGN §6 trap 10).
+streams and the hub live long and must not pin one (docs/design.md#trap-10).
 """
 
 import json

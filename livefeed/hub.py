@@ -1,4 +1,4 @@
-"""The per-process fan-out of live events (DESIGN §1).
+"""The per-process fan-out of live events (docs/design.md#the-path-of-one-event).
 
 One layer channel per process joins each group once, however many local
 streams read it; one receive task feeds every stream's bounded mailbox. A
@@ -25,8 +25,9 @@ logger = logging.getLogger("livefeed")
 END = (None, b"")  # asks a stream to finish: server stopping, stream too old, session gone
 _KEEP_ALIVE = sse.comment("keep-alive")
 # Ticker runs per HEARTBEAT. Idle streams' heartbeats are spread over them by
-# when each stream last wrote: at 10,000 streams, writing all in one instant
-# left the garbage collector ~12 % of the idle CPU (3 runs: ~12 %; 15: 0 %).
+# when each stream last wrote: writing thousands in one instant puts them all
+# in flight at once, and the garbage collector then walks them all
+# (docs/performance.md, "Idle").
 _TICKS = 15
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
@@ -36,8 +37,8 @@ class Reader:
 
     A list and one waiter rather than an asyncio.Queue: a broadcast pushes to
     every reader of a channel, and the stream takes all that queued up at once,
-    so the Queue's per-item bookkeeping was a tenth of the delivery cost (and
-    its four deques 5 KB of every idle stream).
+    so the Queue's per-item bookkeeping and its four deques were paid per
+    delivery and per idle stream for nothing (docs/performance.md, "What changed").
     """
 
     __slots__ = (
@@ -72,7 +73,7 @@ class Reader:
         while not self.items:
             self.waiter = asyncio.get_running_loop().create_future()
             try:
-                await self.waiter  # a disconnect cancels the stream here (DESIGN §6 trap 3)
+                await self.waiter  # a disconnect cancels the stream here (docs/design.md#trap-3)
             finally:
                 self.waiter = None
         items, self.items = self.items, []
@@ -194,7 +195,7 @@ class Hub:
 
     async def _receive(self) -> None:
         # The one receive() of this process; never cancelled while streams are
-        # open, since a cancelled receive() loses messages (DESIGN §6 trap 5).
+        # open, since a cancelled receive() loses messages (docs/design.md#trap-5).
         while True:
             try:
                 message = await self.layer.receive(self.channel_name)
@@ -250,7 +251,7 @@ class Hub:
             await self._refresh_groups()
 
     async def _recover(self) -> None:
-        # The pub/sub layer is at-most-once (DESIGN §6 trap 6): what it lost
+        # The pub/sub layer is at-most-once (docs/design.md#trap-6): what it lost
         # during a Redis restart is in the log. Dispatch it late, not never.
         while True:
             interval = conf.get("RECOVERY_INTERVAL")
@@ -278,7 +279,7 @@ class Hub:
 
     async def _refresh_groups(self) -> None:
         # The core Redis layer silently drops members after group_expiry
-        # (DESIGN §6 trap 7): join again well before that.
+        # (docs/design.md#trap-7): join again well before that.
         expiry = getattr(self.layer, "group_expiry", None)
         if not expiry or time.monotonic() - self._joined_at < expiry / 2:
             return

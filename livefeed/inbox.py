@@ -1,4 +1,4 @@
-"""The JSON inbox API (DESIGN §3): list, mark read, mark all read or seen, archive.
+"""The JSON inbox API (docs/design.md#contracts): list, mark read, mark all read or seen, archive.
 
 Session auth. Every answer is JSON, errors too: 401 for an anonymous caller
 (never a login redirect), 403 for a missing CSRF token, 404 for a notification

@@ -107,7 +107,7 @@ class Notification(models.Model):
         return users
 
     def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
-        """Return the `notification` event's data (DESIGN §3); the inbox API reuses it."""
+        """Return the `notification` event's data (docs/design.md#contracts); the inbox API reuses it."""
         return {
             "id": self.pk,
             "title": self.title,
@@ -168,9 +168,9 @@ class DeliveryQuerySet(models.QuerySet):
         """Create the rows of a group or everyone notification in one statement; return how many.
 
         INSERT … SELECT: the database copies the user ids itself, with no
-        per-row signals and no Python object per recipient. At 10,000 users
-        bulk_create took 0.9-1.4 s, mostly building and compiling model
-        instances; this takes 0.03-0.2 s (bench/notify_everyone.py).
+        per-row signals and no Python object per recipient; bulk_create spent
+        its time building and compiling model instances (bench/notify_everyone.py,
+        docs/performance.md).
         """
         users = notification.audience_users().order_by().values("pk")
         select, params = users.query.get_compiler(using=self.db).as_sql()

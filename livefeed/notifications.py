@@ -1,4 +1,4 @@
-"""notify() and anotify(): notifications saved for their readers and announced live (DESIGN §3).
+"""notify() and anotify(): notifications saved for their readers and announced live (docs/design.md#contracts).
 
 Group and everyone notifications go out as ONE event on the group/broadcast
 channel, so it cannot carry per-reader counts: its unread_count and

@@ -1,4 +1,4 @@
-"""publish() and apublish(): an event to every stream reading a channel (DESIGN §3).
+"""publish() and apublish(): an event to every stream reading a channel (docs/design.md#contracts).
 
 publish() appends to the event log, then sends on the channel layer.
 

@@ -1,4 +1,4 @@
-"""The SSE stream view (DESIGN §3 "Stream")."""
+"""The SSE stream view (docs/design.md#contracts)."""
 
 import asyncio
 import logging
@@ -55,7 +55,7 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
-    # GZipMiddleware skips a response that already names its encoding (DESIGN §6 trap 11).
+    # GZipMiddleware skips a response that already names its encoding (docs/design.md#trap-11).
     response["Content-Encoding"] = "identity"
     return response
 
@@ -92,15 +92,15 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
 
 # All connect-time queries in one trip to a worker thread (each trip costs as
 # much as a query under a connect storm), which then closes its DB connection:
-# an idle stream must not hold one for its whole life (DESIGN §6 trap 10).
+# an idle stream must not hold one for its whole life (docs/design.md#trap-10).
 _open = eventlog.in_thread(_channels)
 
 
 async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
     # Parked on `await reader.take()`, never on a yield, so a disconnect
-    # cancels it there and the finally below runs (DESIGN §6 trap 3).
+    # cancels it there and the finally below runs (docs/design.md#trap-3).
     try:
-        # Headers leave with the first body chunk: send it before any wait (trap 2).
+        # Headers leave with the first body chunk: send it before any wait (docs/design.md#trap-2).
         yield sse.retry(conf.get("RETRY"))
         await hub.add(reader)  # subscribe before replaying: nothing falls between
         yield sse.comment("connected")  # from here on, every event reaches this stream
@@ -120,7 +120,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         raise
     except Exception:
         # An exception escaping to daphne hangs the client and stalls daphne's
-        # cleanup for the whole process (DESIGN §6 trap 4): end the stream here.
+        # cleanup for the whole process (docs/design.md#trap-4): end the stream here.
         logger.exception("livefeed stream failed; closing it")
     finally:
         await hub.remove(reader)

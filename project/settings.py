@@ -27,7 +27,7 @@ ALLOWED_HOSTS = os.environ.get("DJANGO_ALLOWED_HOSTS", "127.0.0.1,localhost,[::1
 CSRF_TRUSTED_ORIGINS = [o for o in os.environ.get("DJANGO_CSRF_TRUSTED_ORIGINS", "").split(",") if o]
 
 INSTALLED_APPS = [
-    "daphne",  # first, so `manage.py runserver` serves ASGI (DESIGN §6 trap 1)
+    "daphne",  # first, so `manage.py runserver` serves ASGI (docs/design.md#trap-1)
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -99,7 +99,7 @@ else:
     REDIS_HOSTS = [url for url in REDIS_URL.split(",") if url]
 if REDIS_HOSTS:
     # One PUBLISH per group_send and per-process fan-out; works with redis-py 8
-    # (DESIGN §6 traps 6 and 7). At-most-once: the event log covers gaps.
+    # (docs/design.md#trap-6, docs/design.md#trap-7). At-most-once: the event log covers gaps.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer",

@@ -2,10 +2,12 @@ import shutil
 
 import pytest
 from channels.layers import channel_layers
+from django.contrib.auth.models import User
 from django.db import connection
 
 from livefeed import hub
 from tests import servers
+from tests.streams import session_for
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +16,30 @@ def _fresh_layers():
     yield
     channel_layers.backends.clear()
     hub._hubs.clear()
+
+
+@pytest.fixture
+def alice(db) -> User:
+    """A saved user (password "x"): the one most tests act as."""
+    return User.objects.create_user("alice", password="x")
+
+
+@pytest.fixture
+def bob(db) -> User:
+    """A second saved user (password "x"), for what alice must not see."""
+    return User.objects.create_user("bob", password="x")
+
+
+@pytest.fixture
+def alice_session(alice) -> str:
+    """The key of a saved session signed in as alice: what a stream's cookie carries."""
+    return session_for(alice)
+
+
+@pytest.fixture
+def bob_session(bob) -> str:
+    """The key of a saved session signed in as bob."""
+    return session_for(bob)
 
 
 @pytest.fixture(scope="session")

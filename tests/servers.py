@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Self, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
@@ -24,7 +25,7 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"{process.args[:3]} exited with {process.returncode} before listening")
+            raise RuntimeError(f"{cast(list, process.args)[:3]} exited with {process.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             return
@@ -49,6 +50,11 @@ class Process:
         log.close()
         wait_for_port(self.port, self.process, timeout)
         return self
+
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "start() it first"
+        return self.process.pid
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
@@ -146,7 +152,7 @@ class SSEClient:
         """Return the next bytes the server sent, b"" once the stream ended (the socket times out by itself)."""
         return self.response.read1(65536)
 
-    def connected(self, timeout: float = 10) -> "SSEClient":
+    def connected(self, timeout: float = 10) -> Self:
         """Read until the server says the stream is subscribed: events published from now on arrive."""
         self._read_until(lambda: "connected" in self.parser.comments, "the ': connected' comment", timeout)
         return self

@@ -1,7 +1,7 @@
 """Drive the stream view through the real ASGI application, in-process.
 
 AsyncClient skips the view's cleanup and HttpCommunicator hangs on an infinite
-stream (DESIGN §6 trap 13), so this sends ASGI messages itself and ends with
+stream (docs/design.md#trap-13), so this sends ASGI messages itself and ends with
 `http.disconnect`, as daphne does when a browser goes away.
 """
 
@@ -121,6 +121,7 @@ def session_for(user) -> str:
     session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.save()
+    assert session.session_key is not None  # just saved
     return session.session_key
 
 

@@ -23,11 +23,6 @@ def staff_client(*codenames):
 
 
 @pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-@pytest.fixture
 def sender():
     return staff_client("add_notification", "view_notification")
 
@@ -45,6 +40,7 @@ def test_staff_with_add_permission_sends_to_users_live(sender, alice):
 
     assert response.status_code == 302
     notification = Notification.objects.get()
+    assert notification.actor is not None
     assert (notification.title, notification.actor.username) == ("Deploy done", "staff")
     assert list(notification.recipients.all()) == [alice]
     [(channel, data)] = notification_events()
@@ -109,8 +105,7 @@ def test_preview_shows_the_message_escaped_and_sends_nothing(sender, alice):
     assert not Notification.objects.exists() and not notification_events()
 
 
-def test_change_list_shows_audience_recipients_and_reads(sender, alice):
-    bob = User.objects.create_user("bob")
+def test_change_list_shows_audience_recipients_and_reads(sender, alice, bob):
     notification = livefeed.notify([alice, bob], title="Two readers")
     Delivery.objects.filter(user=alice).mark_read()
 
@@ -134,8 +129,9 @@ def test_resend_makes_it_unread_and_delivers_it_again(sender, alice):
 
 
 def test_mark_read_for_all_tells_every_reader(sender, alice):
-    notification = livefeed.notify(group=Group.objects.create(name="g"), title="x")
-    notification.group.user_set.add(alice)
+    group = Group.objects.create(name="g")
+    notification = livefeed.notify(group=group, title="x")
+    group.user_set.add(alice)
     Delivery.objects.create(notification=notification, user=alice)  # joined after sending; now a reader
 
     sender.post(LIST_URL, {"action": "mark_read_for_all", "_selected_action": [notification.pk]})

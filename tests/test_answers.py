@@ -2,6 +2,8 @@
 
 import asyncio
 import json
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import pytest
 from django.contrib.auth.models import User
@@ -11,17 +13,11 @@ import livefeed
 from livefeed import answers, sse
 from livefeed.models import Event
 from tests.sse_parser import Parser
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORDS = ["Server-Sent ", "Events ", "stream ", "answers ", "word ", "by ", "word."]
-
-
-@pytest.fixture
-def alice():
-    user = User.objects.create_user("alice", password="x")
-    return user, session_for(user)
 
 
 async def words(gate: asyncio.Event | None = None, pause_after: int = 2):
@@ -50,8 +46,8 @@ def texts(events):
     return [json.loads(e.data)["text"] for e in events if e.type == "token"]
 
 
-def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice):
-    user, session_key = alice
+def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice, alice_session):
+    user, session_key = alice, alice_session
 
     async def scenario():
         gate = asyncio.Event()
@@ -70,8 +66,8 @@ def test_a_started_answer_reaches_its_owner_token_by_token_then_done(alice):
     assert json.loads(events[-1].data) == {"answer": channel, "status": "complete"}
 
 
-def test_an_answer_resumes_mid_way_with_last_event_id(alice):
-    user, session_key = alice
+def test_an_answer_resumes_mid_way_with_last_event_id(alice, alice_session):
+    user, session_key = alice, alice_session
     start = log_position()
 
     async def scenario():
@@ -98,9 +94,8 @@ def test_an_answer_resumes_mid_way_with_last_event_id(alice):
     assert after[-1].type == "done"
 
 
-def test_nobody_else_may_read_an_answer(alice):
-    bob_session = session_for(User.objects.create_user("bob", password="x"))
-    channel = answers.channel_for(alice[0], "secret")
+def test_nobody_else_may_read_an_answer(alice, bob_session):
+    channel = answers.channel_for(alice, "secret")
 
     async def scenario():
         return (await answer_stream(channel, bob_session, 0).open()).status
@@ -108,8 +103,8 @@ def test_nobody_else_may_read_an_answer(alice):
     assert run(scenario) == 403
 
 
-def test_a_failing_producer_ends_the_answer_as_failed(alice):
-    user, session_key = alice
+def test_a_failing_producer_ends_the_answer_as_failed(alice, alice_session):
+    user, session_key = alice, alice_session
 
     async def broken():
         yield "Half an "
@@ -129,8 +124,8 @@ def test_a_failing_producer_ends_the_answer_as_failed(alice):
     assert (events[-1].type, json.loads(events[-1].data)["status"]) == ("done", "failed")
 
 
-def test_a_sync_producer_from_sync_code_works_too(alice):
-    user, session_key = alice
+def test_a_sync_producer_from_sync_code_works_too(alice, alice_session):
+    user, session_key = alice, alice_session
     start = log_position()
     channel = answers.start_answer(user, iter(WORDS))
 
@@ -231,10 +226,10 @@ async def thinking(closed: list):
 
 
 def test_a_client_going_away_while_the_model_thinks_closes_the_producer():
-    closed = []
+    closed: list[bool] = []
 
     async def scenario():
-        body = answers.answer_response(thinking(closed)).streaming_content
+        body = cast(AsyncGenerator[bytes], answers.answer_response(thinking(closed)).streaming_content)
         await anext(body)  # the comment
         await anext(body)  # the first token
         reading = asyncio.ensure_future(anext(body))
@@ -248,10 +243,10 @@ def test_a_client_going_away_while_the_model_thinks_closes_the_producer():
 
 
 def test_a_response_closed_between_chunks_closes_the_producer():
-    closed = []
+    closed: list[bool] = []
 
     async def scenario():
-        body = answers.answer_response(thinking(closed)).streaming_content
+        body = cast(AsyncGenerator[bytes], answers.answer_response(thinking(closed)).streaming_content)
         await anext(body)
         await anext(body)
         await body.aclose()  # the response parked on a yield, closed by its owner

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 import livefeed
 from tests import servers
@@ -203,7 +203,7 @@ def test_stream_is_recreated_after_the_browser_gives_up_on_a_502(daphne_servers)
     bob = make_user("bob")
     with chromium() as browser:
         context = signed_in(browser, server, bob)
-        failures = []
+        failures: list[str] = []
 
         def deploying(route):
             # A proxy answering 502 during a deploy: a native EventSource closes for good.
@@ -288,8 +288,13 @@ def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):
     bob = make_user("bob")
     with chromium() as browser:
         page = open_home(signed_in(browser, server, bob))
-        dialogs = []
-        page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+        dialogs: list[str] = []
+
+        def dismiss(dialog: Dialog) -> None:
+            dialogs.append(dialog.message)
+            dialog.dismiss()
+
+        page.on("dialog", dismiss)
         notify(bob, XSS, body="<script>alert(2)</script>")
 
         expect(toasts(page, XSS)).to_be_visible(timeout=5_000)

@@ -4,11 +4,10 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import User
 
 import livefeed
 from livefeed import channels, hub
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -26,12 +25,6 @@ async def owns_job_async(user, id):
 
 def same_team(user, team, id):
     return team == f"team{user.pk}" and id.isdigit()
-
-
-@pytest.fixture
-def alice():
-    user = User.objects.create_user("alice", password="x")
-    return user, session_for(user)
 
 
 @pytest.fixture(params=[owns_job, owns_job_async], ids=["sync", "async"])
@@ -56,9 +49,9 @@ def open_stream(session_key, *names):
     return run(scenario)
 
 
-def test_the_owner_reads_a_job_channel_and_gets_its_events(alice, job_channels):
+def test_the_owner_reads_a_job_channel_and_gets_its_events(alice_session, job_channels):
     async def scenario():
-        stream = Stream("/livefeed/stream/?channel=job.42", session_key=alice[1])
+        stream = Stream("/livefeed/stream/?channel=job.42", session_key=alice_session)
         events = await stream.receive_one("job.42", "progress", {"percent": 50})
         return stream.status, events
 
@@ -67,33 +60,33 @@ def test_the_owner_reads_a_job_channel_and_gets_its_events(alice, job_channels):
     assert (events[0].type, json.loads(events[0].data)) == ("progress", {"percent": 50})
 
 
-def test_another_users_job_is_refused_before_any_stream_opens(alice, job_channels):
-    status, body = open_stream(alice[1], "job.43")
+def test_another_users_job_is_refused_before_any_stream_opens(alice_session, job_channels):
+    status, body = open_stream(alice_session, "job.43")
     assert status == 403
     assert "job.43" in body["error"]
     assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
 
 
-def test_one_refused_channel_refuses_the_whole_stream(alice, job_channels):
-    assert open_stream(alice[1], "job.42", "job.43")[0] == 403
+def test_one_refused_channel_refuses_the_whole_stream(alice_session, job_channels):
+    assert open_stream(alice_session, "job.42", "job.43")[0] == 403
 
 
 @pytest.mark.parametrize("name", ["job.44", "job", "job.42.extra", "jobs.42", "unknown"])
-def test_unknown_channels_and_names_outside_the_pattern_are_refused(alice, job_channels, name):
-    assert open_stream(alice[1], name)[0] == 403
+def test_unknown_channels_and_names_outside_the_pattern_are_refused(alice_session, job_channels, name):
+    assert open_stream(alice_session, name)[0] == 403
 
 
-def test_every_part_of_a_pattern_reaches_the_check(alice):
+def test_every_part_of_a_pattern_reaches_the_check(alice, alice_session):
     livefeed.register_channel("report.{team}.{id}", authorize=same_team)
     try:
-        assert open_stream(alice[1], f"report.team{alice[0].pk}.7")[0] == 200
-        assert open_stream(alice[1], f"report.team{alice[0].pk + 1}.7")[0] == 403
-        assert open_stream(alice[1], f"report.team{alice[0].pk}.seven")[0] == 403
+        assert open_stream(alice_session, f"report.team{alice.pk}.7")[0] == 200
+        assert open_stream(alice_session, f"report.team{alice.pk + 1}.7")[0] == 403
+        assert open_stream(alice_session, f"report.team{alice.pk}.seven")[0] == 403
     finally:
         channels.unregister("report.{team}.{id}")
 
 
-def test_registering_a_pattern_again_replaces_its_check(alice):
+def test_registering_a_pattern_again_replaces_its_check(alice_session):
     livefeed.register_channel("room.{name}", authorize=lambda user, name: True)
 
     @livefeed.register_channel("room.{name}")
@@ -101,8 +94,8 @@ def test_registering_a_pattern_again_replaces_its_check(alice):
         return name == "lobby"
 
     try:
-        assert open_stream(alice[1], "room.lobby")[0] == 200
-        assert open_stream(alice[1], "room.kitchen")[0] == 403
+        assert open_stream(alice_session, "room.lobby")[0] == 200
+        assert open_stream(alice_session, "room.kitchen")[0] == 403
     finally:
         channels.unregister("room.{name}")
 
@@ -115,20 +108,22 @@ def test_anonymous_users_are_asked_to_sign_in_first(job_channels):
     assert run(scenario) == 401
 
 
-def test_ephemeral_events_go_live_without_an_id_and_are_never_replayed(alice, job_channels):
+def test_ephemeral_events_go_live_without_an_id_and_are_never_replayed(alice_session, job_channels):
     def ticks():
         livefeed.publish("job.42", "tick", {"n": 1}, store=False)
         livefeed.publish("job.42", "progress", {"percent": 10})
 
     async def scenario():
-        live = await Stream("/livefeed/stream/?channel=job.42", session_key=alice[1]).open()
+        live = await Stream("/livefeed/stream/?channel=job.42", session_key=alice_session).open()
         await live.connected()
         await sync_to_async(ticks)()
         events = await live.events(2)
         await live.close()
         # Resume from just before both: the stored event comes back, the tick does not.
         before = int(events[1].last_event_id) - 1
-        resumed = await Stream(f"/livefeed/stream/?channel=job.42&lastEventId={before}", session_key=alice[1]).open()
+        resumed = await Stream(
+            f"/livefeed/stream/?channel=job.42&lastEventId={before}", session_key=alice_session
+        ).open()
         await resumed.connected()
         await sync_to_async(livefeed.publish)("job.42", "progress", {"percent": 20})
         replayed = await resumed.events(2)

@@ -13,13 +13,7 @@ from livefeed.models import Delivery, Event, Notification
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def alice():
-    return User.objects.create_user("alice")
-
-
-def test_send_to_named_users(alice, capsys):
-    bob = User.objects.create_user("bob")
+def test_send_to_named_users(alice, bob, capsys):
     User.objects.create_user("carol")
 
     call_command(
@@ -35,10 +29,9 @@ def test_send_to_named_users(alice, capsys):
     assert f"Sent notification {notification.pk} to 2 recipients." in capsys.readouterr().out
 
 
-def test_send_to_a_group_and_to_all(alice):
+def test_send_to_a_group_and_to_all(alice, bob):
     team = Group.objects.create(name="team")
     team.user_set.add(alice)
-    User.objects.create_user("bob")
 
     call_command("livefeed_send", "--group", "team", "--title", "Team", "--body", "b")
     call_command("livefeed_send", "--all", "--title", "All")

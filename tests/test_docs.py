@@ -116,13 +116,15 @@ class CurlStream(servers.SSEClient):
         self.process = subprocess.Popen(
             ["bash", "-c", f"exec {command}"], cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
         )
+        assert self.process.stdout is not None
+        self.stdout = self.process.stdout
         self.parser = Parser()
 
     def read(self, timeout: float) -> bytes:
-        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        ready, _, _ = select.select([self.stdout], [], [], timeout)
         if not ready:
             raise TimeoutError(f"curl printed nothing within {timeout:.1f} s")
-        return os.read(self.process.stdout.fileno(), 65536)
+        return os.read(self.stdout.fileno(), 65536)
 
     def close(self) -> None:
         self.process.terminate()
@@ -464,7 +466,7 @@ def test_javascript_md_matches_the_widgets_api_and_stylesheet():
     variable = r"--livefeed-[a-z0-9]+(?:-[a-z0-9]+)*"
     assert set(re.findall(variable, text)) == set(re.findall(variable, css))
     exported = " ".join(
-        re.search(pattern, (static / name).read_text(), re.S)[1]
+        re.search(pattern, (static / name).read_text(), re.S)[1]  # type: ignore[index]
         for name, pattern in (
             ("livefeed.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\n  \}\);"),
             ("livefeed-channels.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\}\)"),
@@ -478,10 +480,11 @@ LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
 
 
 def anchors(page: Path) -> set[str]:
-    """The anchors GitHub gives the headings of a Markdown page."""
+    """The anchors GitHub gives the headings of a Markdown page, and its explicit `<a id="...">` ones."""
     text = re.sub(r"^```.*?^```$", "", page.read_text(), flags=re.S | re.M)
     headings = re.findall(r"^#{1,6} (.+)$", text, re.M)
-    return {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
+    explicit = set(re.findall(r'<a id="([^"]+)"></a>', text))
+    return explicit | {re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-") for heading in headings}
 
 
 def test_every_relative_link_of_the_docs_and_readme_resolves():
@@ -496,3 +499,53 @@ def test_every_relative_link_of_the_docs_and_readme_resolves():
             if not linked.exists() or (anchor and linked.suffix == ".md" and anchor not in anchors(linked)):
                 broken.append(f"{page.relative_to(servers.ROOT)}: {target}")
     assert broken == []
+
+
+DESIGN = DOCS / "design.md"
+DESIGN_REFERENCE = re.compile(r"docs/design\.md#([\w-]+)")
+
+
+def design_citers() -> list[Path]:
+    """The files whose comments and text may cite the design page."""
+    suffixes = {".py", ".md", ".js", ".html"}
+    sources = [README]
+    for folder in ("livefeed", "docs", "tests", "bench", "project"):
+        sources += [path for path in (servers.ROOT / folder).rglob("*") if path.suffix in suffixes]
+    return sources
+
+
+def test_every_reference_to_the_design_page_resolves():
+    """Comments cite the design page with an anchor (a trap, a section): each anchor exists, and none
+    cites the old design notes that were never in the repository ("DESIGN" and a section sign)."""
+    known = anchors(DESIGN)
+    broken, outside = [], []
+    for path in design_citers():
+        text, where = path.read_text(), path.relative_to(servers.ROOT)
+        broken += [f"{where}: #{anchor}" for anchor in DESIGN_REFERENCE.findall(text) if anchor not in known]
+        outside += [f"{where}: {line.strip()}" for line in text.splitlines() if "DESIGN \u00a7" in line]
+    assert broken == []
+    assert outside == []
+
+
+def test_design_md_names_a_trap_anchor_for_each_trap_and_tests_that_exist():
+    text = DESIGN.read_text()
+    traps = re.findall(r'<a id="trap-(\d+)"></a>\n### (\d+)\.', text)
+    assert traps and all(anchor == number for anchor, number in traps)
+    assert [int(number) for _, number in traps] == list(range(1, len(traps) + 1))
+    missing = [
+        f"{path}::{name}"
+        for path, name in set(re.findall(r"(tests/\w+\.py)::(\w+)", text))
+        if not re.search(rf"^(?:async )?def {name}\(", (servers.ROOT / path).read_text(), re.M)
+    ]
+    assert missing == []
+
+
+def test_design_md_lists_exactly_the_modules_of_the_package():
+    table = DESIGN.read_text().split("## Modules")[1].split("\n## ")[0]
+    listed = set(re.findall(r"^\| `([\w/.]+)` \|", table, re.M))
+    package = servers.ROOT / "livefeed"
+    modules = {path.name for path in package.glob("*.py")}
+    folders = {f"{path.name}/" for path in package.iterdir() if path.is_dir() and path.name != "__pycache__"}
+    assert {name for name in listed if name.endswith(".py") and "/" not in name} == modules
+    for folder in folders:
+        assert any(name.startswith(folder) for name in listed), f"livefeed/{folder} is not in design.md's table"

@@ -3,18 +3,12 @@
 import json
 
 import pytest
-from django.contrib.auth.models import User
 from django.test import Client
 
 import livefeed
 from livefeed.models import Event
 
 URL = "/livefeed/api/notifications/"
-
-
-@pytest.fixture
-def alice():
-    return User.objects.create_user("alice", password="x")
 
 
 @pytest.fixture
@@ -67,8 +61,7 @@ def test_keyset_pages_cover_everything_once(client, alice):
 
 
 @pytest.mark.django_db
-def test_unread_filter_and_other_users_notifications_are_not_listed(client, alice):
-    bob = User.objects.create_user("bob")
+def test_unread_filter_and_other_users_notifications_are_not_listed(client, alice, bob):
     read, unread = send(alice, 2)
     send(bob, 1)
     client.post(f"{URL}{read}/read/")
@@ -80,10 +73,9 @@ def test_unread_filter_and_other_users_notifications_are_not_listed(client, alic
 
 
 @pytest.mark.django_db
-def test_a_group_notification_has_each_members_own_read_state(client, alice):
+def test_a_group_notification_has_each_members_own_read_state(client, alice, bob):
     from django.contrib.auth.models import Group
 
-    bob = User.objects.create_user("bob")
     team = Group.objects.create(name="team")
     team.user_set.add(alice, bob)
     pk = livefeed.notify(group=team, title="standup").pk
@@ -128,8 +120,7 @@ def test_read_all_seen_all_and_archive(client, alice):
 
 
 @pytest.mark.django_db
-def test_another_users_notification_is_404(client, alice):
-    bob = User.objects.create_user("bob")
+def test_another_users_notification_is_404(client, alice, bob):
     [theirs] = send(bob, 1)
 
     for action in ("read", "archive"):

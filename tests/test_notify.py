@@ -15,16 +15,6 @@ from tests.streams import Stream, run, session_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def alice():
-    return User.objects.create_user("alice", password="x")
-
-
-@pytest.fixture
-def bob():
-    return User.objects.create_user("bob", password="x")
-
-
 def watch(users, action):
     """Open a stream per user, run the sync action, and return the events each stream got.
 

@@ -60,9 +60,10 @@ def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing
         thread.start()
 
     async def scenario():
-        received, last_id, rng = [], None, random.Random(7)
+        received: list = []
+        last_id, rng = None, random.Random(7)
         while len(received) < expected:
-            headers = [("last-event-id", last_id)] if last_id else []
+            headers: list[tuple[str, str]] = [("last-event-id", last_id)] if last_id else []
             stream = await (await Stream(session_key=key, headers=headers).open()).connected()
             start.set()
             want = min(expected - len(received), rng.randint(1, 12))
@@ -168,8 +169,8 @@ def test_signing_out_ends_that_sessions_streams_only():
 
 
 @override_settings(LIVEFEED={"MAX_AGE": 0.1, "HEARTBEAT": 0.05})
-def test_streams_older_than_max_age_end_so_the_client_signs_in_again():
-    key = session_for(User.objects.create_user("alice", password="x"))
+def test_streams_older_than_max_age_end_so_the_client_signs_in_again(alice_session):
+    key = alice_session
 
     async def scenario():
         stream = await (await Stream(session_key=key).open()).connected()
@@ -185,7 +186,7 @@ def test_streams_outlive_the_core_redis_layers_group_expiry(redis_url, settings)
     settings.CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py 8 times out idle reads after 5 s and caps the pool (DESIGN §6 trap 6).
+            # redis-py 8 times out idle reads after 5 s and caps the pool (docs/design.md#trap-6).
             "CONFIG": {"hosts": [{"address": redis_url, "socket_timeout": None}], "group_expiry": 1},
         }
     }
@@ -204,3 +205,35 @@ def test_streams_outlive_the_core_redis_layers_group_expiry(redis_url, settings)
 
     events = run(scenario)
     assert json.loads(events[0].data) == {"late": True}
+
+
+def test_publishing_from_sync_code_reuses_one_redis_connection(redis_layer):
+    """A shell, a worker or a management command publishes from sync code, outside any server:
+    async_to_sync(group_send) per call would open a Redis connection each time (docs/design.md#trap-8)."""
+    import redis
+
+    client = redis.Redis.from_url(redis_layer)
+    before = client.info("stats")["total_connections_received"]
+    for n in range(30):
+        livefeed.publish("broadcast", "tick", {"n": n}, store=False)
+    opened = client.info("stats")["total_connections_received"] - before
+    client.close()
+    assert opened <= 2  # the layer's publishing connection, not one per call
+
+
+@override_settings(LIVEFEED={"RECOVERY_INTERVAL": 60})  # recovery from the log would hide a broken receive
+def test_an_idle_stream_on_the_redis_layer_outlives_redis_pys_read_timeout(redis_layer, alice, alice_session, caplog):
+    """redis-py 8 gives reads a 5 s timeout, which breaks an idle receive() on the core Redis layer
+    (docs/design.md#trap-6); the pub/sub layer the servers use stays quiet and keeps delivering."""
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        await asyncio.sleep(6)  # idle past redis-py's default socket timeout
+        await sync_to_async(livefeed.publish)(f"user.{alice.pk}", "notification", {"after": "idle"})
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert json.loads(events[0].data) == {"after": "idle"}
+    assert "receive failed" not in caplog.text

@@ -38,7 +38,7 @@ def test_comment_and_retry():
     assert sse.retry(3000) == b"retry: 3000\n"
     for bad in (-1, 1.5, "10", True):
         with pytest.raises(ValueError):
-            sse.retry(bad)
+            sse.retry(bad)  # type: ignore[arg-type]  # wrong types on purpose
 
 
 def test_no_byte_order_mark():

@@ -1,4 +1,4 @@
-"""The stream view through the real ASGI application, in-process (DESIGN §3 "Stream")."""
+"""The stream view through the real ASGI application, in-process (docs/design.md#contracts)."""
 
 import asyncio
 import gc
@@ -7,38 +7,27 @@ import threading
 
 import pytest
 from asgiref.sync import sync_to_async
-from django.contrib.auth.models import Group, User
+from channels.layers import InMemoryChannelLayer
+from django.contrib.auth.models import Group
 from django.test import override_settings
 
 import livefeed
-from livefeed import hub
+from livefeed import eventlog, hub
 from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
 from tests import middleware
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def alice():
-    user = User.objects.create_user("alice", password="x")
-    return user, session_for(user)
-
-
-@pytest.fixture
-def bob():
-    user = User.objects.create_user("bob", password="x")
-    return user, session_for(user)
 
 
 def publish(channel, event="notification", data=None):
     return sync_to_async(livefeed.publish)(channel, event, data if data is not None else {"n": 1})
 
 
-def test_headers_and_first_bytes_arrive_at_once(alice):
+def test_headers_and_first_bytes_arrive_at_once(alice_session):
     async def scenario():
-        stream = await Stream(session_key=alice[1]).open()
+        stream = await Stream(session_key=alice_session).open()
         first = await stream.chunk()
         await stream.connected()
         await stream.close()
@@ -49,28 +38,28 @@ def test_headers_and_first_bytes_arrive_at_once(alice):
     assert stream.headers["content-type"] == "text/event-stream; charset=utf-8"
     assert stream.headers["cache-control"] == "no-cache, no-transform"
     assert stream.headers["x-accel-buffering"] == "no"
-    assert "connection" not in stream.headers  # hop-by-hop (DESIGN §6 trap 12)
+    assert "connection" not in stream.headers  # hop-by-hop (docs/design.md#trap-12)
     assert first == b"retry: 3000\n"
 
 
-def test_gzip_middleware_does_not_touch_the_stream(alice, settings):
+def test_gzip_middleware_does_not_touch_the_stream(alice, alice_session, settings):
     assert "django.middleware.gzip.GZipMiddleware" in settings.MIDDLEWARE
 
     async def scenario():
-        stream = Stream(session_key=alice[1], headers=[("accept-encoding", "gzip")])
-        return stream, await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "plain"})
+        stream = Stream(session_key=alice_session, headers=[("accept-encoding", "gzip")])
+        return stream, await stream.receive_one(f"user.{alice.pk}", "notification", {"title": "plain"})
 
     stream, events = run(scenario)
     assert stream.headers.get("content-encoding", "identity") == "identity"
     assert json.loads(events[0].data) == {"title": "plain"}
 
 
-def _publish_to_one_then_all(alice, bob, channel, title, marker):
+def _publish_to_one_then_all(alice_session, bob_session, channel, title, marker):
     """Return what alice's and bob's streams got from an event on channel, then a broadcast."""
 
     async def scenario():
-        a = await (await Stream(session_key=alice[1]).open()).connected()
-        b = await (await Stream(session_key=bob[1]).open()).connected()
+        a = await (await Stream(session_key=alice_session).open()).connected()
+        b = await (await Stream(session_key=bob_session).open()).connected()
         await publish(channel, data={"title": title})
         await publish("broadcast", data={"title": marker})
         a_events = await a.events(2)
@@ -82,8 +71,10 @@ def _publish_to_one_then_all(alice, bob, channel, title, marker):
     return run(scenario)
 
 
-def test_live_event_reaches_only_its_user(alice, bob):
-    a_events, b_events = _publish_to_one_then_all(alice, bob, f"user.{alice[0].pk}", "for alice", "for all")
+def test_live_event_reaches_only_its_user(alice, alice_session, bob_session):
+    a_events, b_events = _publish_to_one_then_all(
+        alice_session, bob_session, f"user.{alice.pk}", "for alice", "for all"
+    )
     assert [json.loads(e.data)["title"] for e in a_events] == ["for alice", "for all"]
     assert [json.loads(e.data)["title"] for e in b_events] == ["for all"]
     assert all(e.type == "notification" for e in a_events)
@@ -91,18 +82,20 @@ def test_live_event_reaches_only_its_user(alice, bob):
     assert ids == sorted(ids) and ids[0] == Event.objects.get(data__contains="for alice").pk
 
 
-def test_group_members_get_group_events(alice, bob):
+def test_group_members_get_group_events(alice, alice_session, bob_session):
     staff = Group.objects.create(name="staff")
-    alice[0].groups.add(staff)
-    a_events, b_events = _publish_to_one_then_all(alice, bob, f"group.{staff.pk}", "staff only", "marker")
+    alice.groups.add(staff)
+    a_events, b_events = _publish_to_one_then_all(
+        alice_session, bob_session, f"group.{staff.pk}", "staff only", "marker"
+    )
     assert [json.loads(e.data)["title"] for e in a_events] == ["staff only", "marker"]
     assert [json.loads(e.data)["title"] for e in b_events] == ["marker"]
 
 
 @override_settings(LIVEFEED={"HEARTBEAT": 0.05})
-def test_heartbeat_comments_keep_an_idle_stream_alive(alice):
+def test_heartbeat_comments_keep_an_idle_stream_alive(alice_session):
     async def scenario():
-        stream = await Stream(session_key=alice[1]).open()
+        stream = await Stream(session_key=alice_session).open()
         while stream.parser.comments.count("keep-alive") < 2:
             await stream.chunk(timeout=2)
         await stream.close()
@@ -113,11 +106,11 @@ def test_heartbeat_comments_keep_an_idle_stream_alive(alice):
 
 
 @override_settings(LIVEFEED={"HEARTBEAT": 1.0})
-def test_a_stream_that_receives_events_gets_no_heartbeats_until_it_falls_quiet(alice):
+def test_a_stream_that_receives_events_gets_no_heartbeats_until_it_falls_quiet(alice, alice_session):
     async def scenario():
-        stream = await (await Stream(session_key=alice[1]).open()).connected()
+        stream = await (await Stream(session_key=alice_session).open()).connected()
         for n in range(15):  # 1.5 s of events, 0.1 s apart: never a second of silence
-            await publish(f"user.{alice[0].pk}", data={"n": n})
+            await publish(f"user.{alice.pk}", data={"n": n})
             await asyncio.sleep(0.1)
         await stream.events(15)
         during = stream.parser.comments.count("keep-alive")
@@ -130,8 +123,8 @@ def test_a_stream_that_receives_events_gets_no_heartbeats_until_it_falls_quiet(a
 
 
 @pytest.mark.parametrize("how", ["header", "query"])
-def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, how):
-    user, key = alice
+def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, alice_session, how):
+    user, key = alice, alice_session
     for n in range(5):
         livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
     livefeed.publish("job-9", "progress", {"other": "channel"})  # not this stream's
@@ -155,9 +148,9 @@ def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, 
     assert [int(e.last_event_id) for e in events][:3] == ids[2:]
 
 
-def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice):
+def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice, alice_session):
     """Subscribe, then replay: an event committed in between comes once."""
-    user, key = alice
+    user, key = alice, alice_session
     livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
     first = Event.objects.get().pk
     from livefeed import eventlog
@@ -184,8 +177,8 @@ def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice):
     assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
 
 
-def test_reset_when_the_id_is_older_than_the_log_keeps(alice):
-    user, key = alice
+def test_reset_when_the_id_is_older_than_the_log_keeps(alice, alice_session):
+    user, key = alice, alice_session
     for n in range(3):
         livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
     newest = Event.objects.latest("id").pk
@@ -204,8 +197,8 @@ def test_reset_when_the_id_is_older_than_the_log_keeps(alice):
 
 
 @override_settings(LIVEFEED={"REPLAY_LIMIT": 2})
-def test_reset_when_more_was_missed_than_one_replay_sends(alice):
-    user, key = alice
+def test_reset_when_more_was_missed_than_one_replay_sends(alice, alice_session):
+    user, key = alice, alice_session
     for n in range(4):
         livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
     first = Event.objects.earliest("id").pk
@@ -221,8 +214,8 @@ def test_reset_when_more_was_missed_than_one_replay_sends(alice):
 
 
 @pytest.mark.parametrize("bad", ["abc", "-1", "1.5", "9" * 40, " ", "१२"])
-def test_malformed_last_event_id_is_treated_as_absent(alice, bad):
-    user, key = alice
+def test_malformed_last_event_id_is_treated_as_absent(alice, alice_session, bad):
+    user, key = alice, alice_session
     livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
 
     async def scenario():
@@ -260,9 +253,9 @@ def test_anonymous_user_gets_401_json():
         ("channel=", 400),
     ],
 )
-def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice, query, status):
+def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice_session, query, status):
     async def scenario():
-        stream = await Stream(f"/livefeed/stream/?{query}", session_key=alice[1]).open()
+        stream = await Stream(f"/livefeed/stream/?{query}", session_key=alice_session).open()
         return stream, await stream.json()
 
     stream, body = run(scenario)
@@ -271,12 +264,12 @@ def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice, que
     assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
 
 
-def test_custom_channel_through_the_authorize_hook(alice, settings):
+def test_custom_channel_through_the_authorize_hook(alice_session, settings):
     settings.LIVEFEED = {"AUTHORIZE": "tests.test_stream.only_jobs"}
 
     async def scenario():
-        denied = await Stream("/livefeed/stream/?channel=payroll", session_key=alice[1]).open()
-        events = await Stream("/livefeed/stream/?channel=job-42", session_key=alice[1]).receive_one(
+        denied = await Stream("/livefeed/stream/?channel=payroll", session_key=alice_session).open()
+        events = await Stream("/livefeed/stream/?channel=job-42", session_key=alice_session).receive_one(
             "job-42", "progress", {"done": 3}
         )
         return denied.status, events
@@ -290,9 +283,9 @@ def only_jobs(user, channel):
     return channel.startswith("job-")
 
 
-def test_post_is_405(alice):
+def test_post_is_405(alice_session):
     async def scenario():
-        stream = Stream(session_key=alice[1])
+        stream = Stream(session_key=alice_session)
         stream.communicator.scope["method"] = "POST"
         await stream.open()
         return stream.status
@@ -301,12 +294,12 @@ def test_post_is_405(alice):
 
 
 @override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 2, "MAX_STREAMS": 3})
-def test_stream_caps_answer_429_then_503(alice, bob):
+def test_stream_caps_answer_429_then_503(alice_session, bob_session):
     async def scenario():
-        opened = [await Stream(session_key=alice[1]).open() for _ in range(2)]
-        third_of_alice = await Stream(session_key=alice[1]).open()
-        opened.append(await Stream(session_key=bob[1]).open())
-        second_of_bob = await Stream(session_key=bob[1]).open()
+        opened = [await Stream(session_key=alice_session).open() for _ in range(2)]
+        third_of_alice = await Stream(session_key=alice_session).open()
+        opened.append(await Stream(session_key=bob_session).open())
+        second_of_bob = await Stream(session_key=bob_session).open()
         for stream in opened:
             await stream.close()
         return third_of_alice, second_of_bob
@@ -317,9 +310,9 @@ def test_stream_caps_answer_429_then_503(alice, bob):
     assert second_of_bob.headers["retry-after"] == "5"
 
 
-def test_disconnect_releases_queue_and_group_membership(alice):
+def test_disconnect_releases_queue_and_group_membership(alice, alice_session):
     async def scenario():
-        stream = await Stream(f"/livefeed/stream/?channel=user.{alice[0].pk}", session_key=alice[1]).open()
+        stream = await Stream(f"/livefeed/stream/?channel=user.{alice.pk}", session_key=alice_session).open()
         await stream.connected()
         current = hub.get_hub()
         layer = current.layer
@@ -331,15 +324,15 @@ def test_disconnect_releases_queue_and_group_membership(alice):
         return during, members_during, after, members_after
 
     during, members_during, after, members_after = run(scenario)
-    assert during[0] == 1 and during[1] == {f"user.{alice[0].pk}", "broadcast"}
-    assert members_during == {f"livefeed.user.{alice[0].pk}", "livefeed.broadcast"}
+    assert during[0] == 1 and during[1] == {f"user.{alice.pk}", "broadcast"}
+    assert members_during == {f"livefeed.user.{alice.pk}", "livefeed.broadcast"}
     assert after == (0, set(), {})
     assert members_after == set()
 
 
-def test_one_layer_subscription_per_channel_however_many_streams(alice):
+def test_one_layer_subscription_per_channel_however_many_streams(alice_session):
     async def scenario():
-        streams = [await Stream(session_key=alice[1]).open() for _ in range(5)]
+        streams = [await Stream(session_key=alice_session).open() for _ in range(5)]
         for stream in streams:
             await stream.connected()
         current = hub.get_hub()
@@ -355,9 +348,9 @@ def test_one_layer_subscription_per_channel_however_many_streams(alice):
     assert all(json.loads(events[0].data) == {"all": True} for events in received)
 
 
-def test_slow_stream_is_closed_and_catches_up_from_the_log(alice, settings):
+def test_slow_stream_is_closed_and_catches_up_from_the_log(alice, alice_session, settings):
     settings.LIVEFEED = {"QUEUE_SIZE": 3}
-    user, key = alice
+    user, key = alice, alice_session
 
     async def scenario():
         stream = await (await Stream(session_key=key, client_buffer=1).open()).connected()
@@ -376,10 +369,10 @@ def test_slow_stream_is_closed_and_catches_up_from_the_log(alice, settings):
     assert [json.loads(e.data)["n"] for e in events] == list(range(10))
 
 
-def test_rolled_back_publish_reaches_no_one(alice):
+def test_rolled_back_publish_reaches_no_one(alice, alice_session):
     from django.db import transaction
 
-    user, key = alice
+    user, key = alice, alice_session
 
     def publish_then_roll_back():
         with pytest.raises(RuntimeError), transaction.atomic():
@@ -401,10 +394,10 @@ def test_rolled_back_publish_reaches_no_one(alice):
 
 
 @override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 50})
-def test_streams_share_one_thread_not_one_each(alice):
+def test_streams_share_one_thread_not_one_each(alice_session):
     async def scenario():
         before = threading.active_count()
-        streams = [await Stream(session_key=alice[1]).open() for _ in range(20)]
+        streams = [await Stream(session_key=alice_session).open() for _ in range(20)]
         for stream in streams:
             await stream.connected()
         during = threading.active_count()
@@ -413,7 +406,7 @@ def test_streams_share_one_thread_not_one_each(alice):
         return before, during
 
     before, during = run(scenario)
-    assert during - before <= 2  # the shared stream thread, not 20 (DESIGN §6 trap 9)
+    assert during - before <= 2  # the shared stream thread, not 20 (docs/design.md#trap-9)
 
 
 def test_publish_validates_its_input():
@@ -428,10 +421,10 @@ def test_publish_validates_its_input():
     assert Event.objects.count() == 0
 
 
-def test_events_the_layer_lost_are_recovered_from_the_log_exactly_once(alice, settings):
+def test_events_the_layer_lost_are_recovered_from_the_log_exactly_once(alice, alice_session, settings):
     """The pub/sub layer is at-most-once: what it drops still arrives, late, once."""
     settings.LIVEFEED = {"RECOVERY_INTERVAL": 0.1}
-    user, key = alice
+    user, key = alice, alice_session
 
     async def scenario():
         stream = await Stream(session_key=key).open()
@@ -458,9 +451,9 @@ def test_events_the_layer_lost_are_recovered_from_the_log_exactly_once(alice, se
     assert len({e.last_event_id for e in events}) == 4
 
 
-def test_resuming_from_zero_replays_the_log_without_a_reset(alice):
+def test_resuming_from_zero_replays_the_log_without_a_reset(alice, alice_session):
     """A page rendered on an empty log resumes from 0, even once old ids were pruned."""
-    user, key = alice
+    user, key = alice, alice_session
     for n in range(3):
         livefeed.publish(f"user.{user.pk}", "notification", {"n": n})
     Event.objects.filter(pk=Event.objects.earliest("id").pk).delete()
@@ -474,30 +467,30 @@ def test_resuming_from_zero_replays_the_log_without_a_reset(alice):
     assert [json.loads(e.data)["n"] for e in run(scenario)] == [1, 2]
 
 
-def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, settings):
+def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, alice_session, settings):
     # Streams run the middleware chain in one trip to the stream thread
     # (livefeed.asgi); what each middleware sees and does must not change.
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
     middleware.calls.clear()
 
     async def scenario():
-        stream = Stream(session_key=alice[1])
-        return stream, await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "through the chain"})
+        stream = Stream(session_key=alice_session)
+        return stream, await stream.receive_one(f"user.{alice.pk}", "notification", {"title": "through the chain"})
 
     stream, events = run(scenario)
     assert stream.status == 200
     assert stream.headers["x-site"] == "tagged"
     assert stream.headers["x-frame-options"] == "DENY"  # Django's own middleware ran too
-    assert middleware.calls == ["request:True", f"view:stream:user.{alice[0].pk}", "response:200"]
+    assert middleware.calls == ["request:True", f"view:stream:user.{alice.pk}", "response:200"]
     assert json.loads(events[0].data) == {"title": "through the chain"}
 
 
-def test_an_async_only_middleware_runs_for_a_stream_too(alice, settings):
+def test_an_async_only_middleware_runs_for_a_stream_too(alice, alice_session, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.AsyncOnly"]
 
     async def scenario():
-        stream = Stream(session_key=alice[1])
-        events = await stream.receive_one(f"user.{alice[0].pk}", "notification", {"title": "after async middleware"})
+        stream = Stream(session_key=alice_session)
+        events = await stream.receive_one(f"user.{alice.pk}", "notification", {"title": "after async middleware"})
         return stream, events
 
     stream, events = run(scenario)
@@ -505,11 +498,11 @@ def test_an_async_only_middleware_runs_for_a_stream_too(alice, settings):
     assert json.loads(events[0].data) == {"title": "after async middleware"}
 
 
-def test_a_middleware_may_answer_instead_of_the_stream(alice, settings):
+def test_a_middleware_may_answer_instead_of_the_stream(alice_session, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
 
     async def scenario():
-        stream = await Stream("/livefeed/stream/?closed=1", session_key=alice[1]).open()
+        stream = await Stream("/livefeed/stream/?closed=1", session_key=alice_session).open()
         await stream.finish()
         return stream, len(hub.get_hub().streams)
 
@@ -528,3 +521,56 @@ def test_the_asgi_application_sets_the_gc_threshold_unless_told_not_to(settings,
         assert gc.get_threshold() == (threshold or 700, *before[1:])
     finally:
         gc.set_threshold(*before)
+
+
+def test_a_stream_that_fails_inside_ends_cleanly_and_lets_go_of_its_reader(alice_session, monkeypatch, caplog):
+    """An exception escaping to daphne would hang the client and stall daphne's cleanup
+    (docs/design.md#trap-4): the stream logs it and ends like any other."""
+
+    async def broken_replay(channels, last_id):
+        raise RuntimeError("the log is unreadable")
+
+    monkeypatch.setattr(eventlog, "replay", broken_replay)
+
+    async def scenario():
+        stream = await Stream(session_key=alice_session, headers=[("last-event-id", "1")]).open()
+        await stream.finish()  # the response ends: the client will reconnect
+        current = hub.get_hub()
+        return stream, len(current.streams), dict(current.readers)
+
+    stream, streams_left, readers_left = run(scenario)
+    assert "connected" in stream.parser.comments and stream.parser.events == []
+    assert (streams_left, readers_left) == (0, {})
+    assert "livefeed stream failed" in caplog.text
+
+
+@override_settings(LIVEFEED={"HEARTBEAT": 0.05})
+def test_heartbeats_never_cancel_the_layers_receive(alice, alice_session, monkeypatch):
+    """A cancelled receive() loses messages on the Redis layers (docs/design.md#trap-5): heartbeats
+    come from the hub's ticker, and its one receive() stays parked while events come and go."""
+    cancelled = []
+    real_receive = InMemoryChannelLayer.receive
+
+    async def receive(self, channel):
+        try:
+            return await real_receive(self, channel)
+        except asyncio.CancelledError:
+            cancelled.append(channel)
+            raise
+
+    monkeypatch.setattr(InMemoryChannelLayer, "receive", receive)
+
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        for n in range(3):
+            while stream.parser.comments.count("keep-alive") <= n:
+                await stream.chunk()
+            await publish(f"user.{alice.pk}", data={"n": n})
+        events = await stream.events(3)
+        cancelled_while_open = list(cancelled)
+        await stream.close()
+        return events, cancelled_while_open
+
+    events, cancelled_while_open = run(scenario)
+    assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
+    assert cancelled_while_open == []

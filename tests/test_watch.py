@@ -11,7 +11,7 @@ from django.db import transaction
 import livefeed
 from livefeed import channels
 from livefeed.models import Event
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, run
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -28,9 +28,9 @@ def published():
     return [(e.channel, e.event, json.loads(e.data)) for e in Event.objects.order_by("id")]
 
 
-def test_create_update_and_delete_reach_a_stream_in_order(watched):
+def test_create_update_and_delete_reach_a_stream_in_order(alice_session, watched):
     livefeed.register_channel("groups", authorize=lambda user: True)
-    session_key = session_for(User.objects.create_user("alice", password="x"))
+    session_key = alice_session
 
     def change_a_group():
         group = Group.objects.create(name="Ops")
