@@ -171,6 +171,15 @@ def test_saving_a_notification_anywhere_delivers_it(alice, bob):
     assert Event.objects.filter(event="notification").count() == 2
 
 
+def test_a_notification_too_large_to_send_live_is_still_saved(alice, caplog):
+    note = Notification.objects.create(title="huge", body="x" * 70_000)  # over MAX_PAYLOAD
+    note.recipients.add(alice)
+
+    assert Delivery.objects.get().user == alice
+    assert not Event.objects.exists()
+    assert "too large to send live" in caplog.text
+
+
 def test_adding_a_recipient_from_the_user_side_delivers_too(alice, bob):
     note = livefeed.notify(bob, title="first bob's, now alice's too")
 

@@ -26,17 +26,28 @@ pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 RETURNS_WITHIN = 4.0
 
 
-def test_a_publisher_killed_right_after_its_commit_still_delivers_the_event(daphne_servers, database_url, redis_url):
+@pytest.mark.parametrize(
+    "send",
+    [
+        'livefeed.publish("user.{pk}", "notification", {{"title": "last words"}})',
+        'livefeed.notify(get_user_model().objects.get(pk={pk}), title="last words")',
+    ],
+    ids=["publish", "notify"],
+)
+def test_a_publisher_killed_right_after_its_commit_still_delivers_the_event(
+    send, daphne_servers, database_url, redis_url
+):
     alice = User.objects.create_user("alice", password="x")
     (server,) = daphne_servers(1)
     stream = servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(alice))}).connected()
-    # The kill is registered first, so it runs after the commit and before publish's own hook.
+    # The kill is registered first, so it runs after the commit and before livefeed's own hooks.
     code = textwrap.dedent(f"""
         import os, signal, livefeed
+        from django.contrib.auth import get_user_model
         from django.db import transaction
         with transaction.atomic():
             transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
-            livefeed.publish("user.{alice.pk}", "notification", {{"title": "last words"}})
+            {send.format(pk=alice.pk)}
     """)
     result = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", code],
@@ -50,7 +61,7 @@ def test_a_publisher_killed_right_after_its_commit_still_delivers_the_event(daph
         events = stream.events(1, timeout=20)
     finally:
         stream.close()
-    assert json.loads(events[0].data) == {"title": "last words"}
+    assert json.loads(events[0].data)["title"] == "last words"
     assert events[0].last_event_id == str(Event.objects.get().pk)
 
 
