@@ -11,9 +11,9 @@ publishers behind the slowest. Instead publish() writes an outbox row there,
 which commits or rolls back with the caller's data, and moves it into the log
 right after the commit (move()). A publisher that dies in between leaves the
 row behind, and any process's hub moves it on its recovery sweep (sweep(),
-called by eventlog.settled_after). A move deletes the
-outbox rows in the same transaction that appends them to the log, so each
-event reaches the log exactly once (docs/reliability.md).
+called by eventlog.settled_after). A move deletes the outbox rows in the same
+transaction that appends them to the log, so each event reaches the log
+exactly once (docs/reliability.md).
 """
 
 import datetime
