@@ -7,13 +7,18 @@ reuses one Redis connection instead of opening a new one (docs/design.md#trap-8)
 """
 
 import asyncio
+import atexit
+import concurrent.futures
+import contextvars
 import threading
 from typing import Any
 
-from livefeed import hub
+from livefeed import conf, hub
 
 _sender_loop: asyncio.AbstractEventLoop | None = None
 _sender_lock = threading.Lock()
+# Background sends not finished yet: a reference keeps each task alive.
+_pending: set[Any] = set()
 
 
 def refuse_async_context(name: str = "publish") -> None:
@@ -25,9 +30,19 @@ def refuse_async_context(name: str = "publish") -> None:
     raise RuntimeError(f"{name}() was called from async code: use 'await livefeed.a{name}(...)'.")
 
 
-def run(coroutine: Any) -> None:
-    """Run coroutine on sender_loop() and wait for it."""
-    asyncio.run_coroutine_threadsafe(coroutine, sender_loop()).result(timeout=10)
+def submit(coroutine: Any) -> None:
+    """Run coroutine in the background, on the running loop or else on sender_loop(); never wait for it.
+
+    Submissions run in the order they were made.
+    """
+    try:
+        future: Any = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
+    except RuntimeError:
+        # An empty context: the send outlives the request that makes it and
+        # must not run in that request's (soon gone) thread.
+        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coroutine, sender_loop())
+    _pending.add(future)
+    future.add_done_callback(_pending.discard)
 
 
 def sender_loop() -> asyncio.AbstractEventLoop:
@@ -41,4 +56,13 @@ def _private_loop() -> asyncio.AbstractEventLoop:
         if _sender_loop is None:
             _sender_loop = asyncio.new_event_loop()
             threading.Thread(target=_sender_loop.run_forever, name="livefeed-sender", daemon=True).start()
+            atexit.register(_finish_sends)
         return _sender_loop
+
+
+def _finish_sends() -> None:
+    # A shell or worker often exits right after its last publish: let those
+    # sends finish (each is bounded by SEND_TIMEOUT) rather than leaving
+    # stored events to the hubs' log sweep and losing unstored ones.
+    waiting = [future for future in list(_pending) if isinstance(future, concurrent.futures.Future)]
+    concurrent.futures.wait(waiting, timeout=conf.get("SEND_TIMEOUT"))

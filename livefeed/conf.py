@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the hub's sweeps of the event log for events the channel
     # layer lost (Redis restarts); such an event arrives this much late.
     "RECOVERY_INTERVAL": 2.0,
+    # Seconds a channel layer send may take in the background before it is
+    # given up (a stored event then arrives by the log sweep); also how long an
+    # exiting shell or worker waits for its last sends.
+    "SEND_TIMEOUT": 5.0,
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,

@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from livefeed import conf, sse
+from livefeed import conf, outbox, sse
 
 _BATCH = 5000
 
@@ -69,6 +69,8 @@ def _settled_after(floor: int, older_than: float) -> list[tuple[int, str]]:
     # Younger events may still be on their way through the layer.
     from livefeed.models import Event
 
+    # Events whose publisher died between its commit and the log write join the log now.
+    outbox.sweep(older_than)
     cutoff = timezone.now() - timedelta(seconds=older_than)
     rows = Event.objects.filter(id__gt=floor, created_at__lt=cutoff).order_by("id")
     return list(rows.values_list("id", "channel")[:_BATCH])

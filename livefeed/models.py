@@ -28,7 +28,7 @@ class Event(models.Model):
     """One published event: the source a reconnecting stream replays from.
 
     Its id is the SSE `id:` on every process, and ids become visible in
-    increasing order (see publishing._record), so "everything after id N" has no gaps.
+    increasing order (see livefeed.outbox), so "everything after id N" has no gaps.
     """
 
     id = models.BigAutoField(primary_key=True)
@@ -45,6 +45,23 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.channel}/{self.event} #{self.pk}"
+
+
+class OutboxEvent(models.Model):
+    """An event published inside a transaction, committed with it, not yet in the Event log.
+
+    It moves into the log right after that commit (livefeed.outbox); when its
+    publisher dies first, any process's hub moves it.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    channel = models.CharField(max_length=100)
+    event = models.CharField(max_length=100)
+    data = models.TextField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.channel}/{self.event} (outbox #{self.pk})"
 
 
 def validate_link(value: str) -> None:

@@ -15,7 +15,7 @@ from django.db import router, transaction
 
 from livefeed.bridge import refuse_async_context
 from livefeed.channels import BROADCAST, group_channel, user_channel
-from livefeed.publishing import message_for, publish
+from livefeed.publishing import message_for, publish, publish_messages
 
 if TYPE_CHECKING:
     from livefeed.models import Notification
@@ -136,5 +136,6 @@ def _publish_to_readers(
         return
     if users is None:
         users = notification.deliveries.values_list("user_id", flat=True)
-    for user_id, counts in Delivery.objects.counts(users).items():
-        publish(user_channel(user_id), event, data(**counts))
+    # One log write and one background send for all these users' events, however many there are.
+    counts = Delivery.objects.counts(users)
+    publish_messages([message_for(user_channel(user_id), event, data(**own)) for user_id, own in counts.items()])

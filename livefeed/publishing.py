@@ -2,12 +2,15 @@
 
 publish() appends to the event log, then sends on the channel layer.
 
-The log row is written in its own short transaction once the caller's
-transaction has committed, under a lock on PostgreSQL, so event ids become
-visible in increasing order: a stream that replays "everything after id N"
-can then never skip an event that commits late (see docs/reliability.md).
+Inside a transaction the event is held in the outbox and commits with the
+caller's data; right after the commit it moves into the log, where event ids
+become visible in increasing order (livefeed.outbox, docs/reliability.md).
+The layer send then runs in the background: once the event is committed,
+neither a slow nor a failing Redis may stall or fail the caller, and every hub
+recovers a lost send from the log.
 """
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -15,18 +18,15 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connections, router, transaction
+from django.db import transaction
 
-from livefeed import conf, sse
-from livefeed.bridge import refuse_async_context, run
+from livefeed import conf, outbox, sse
+from livefeed.bridge import refuse_async_context, submit
 from livefeed.channels import group_name, session_tag, user_channel, validate
 
 __all__ = ["apublish", "publish"]
 
 logger = logging.getLogger("livefeed")
-
-# Any constant shared by all publishers: the key of PostgreSQL's advisory lock.
-_LOG_LOCK = 0x6C697665  # "live"
 
 
 def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
@@ -36,16 +36,29 @@ def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -
     tokens) that a reconnecting client does not need to replay.
     """
     refuse_async_context()
-    message = message_for(channel, event, data)
-    transaction.on_commit(lambda: _deliver(message, store), using=_db())
+    publish_messages([message_for(channel, event, data)], store=store)
 
 
 async def apublish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
     """Send an event to every stream reading channel, now (async code has no transactions)."""
     message = message_for(channel, event, data)
     if store:
-        message["id"] = await sync_to_async(_record)(message)
-    await _send(message, store)
+        await sync_to_async(outbox.record)([message], outbox.database())
+    submit(_send([message], store))
+
+
+def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> None:
+    """Publish messages from message_for() together: one log write for all, then a send each."""
+    using = outbox.database()
+    if not store:
+        transaction.on_commit(lambda: submit(_send(messages, store)), using=using, robust=True)
+    elif transaction.get_connection(using).in_atomic_block:
+        held = outbox.hold(messages, using)  # commits with the caller's transaction
+        # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
+        transaction.on_commit(lambda: submit(_send(outbox.move(held, using), store)), using=using, robust=True)
+    else:
+        outbox.record(messages, using)
+        submit(_send(messages, store))
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:
@@ -63,43 +76,16 @@ def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:
     return {"type": "livefeed.event", "channel": channel, "event": event, "data": text, "id": None}
 
 
-def _db() -> str:
-    from livefeed.models import Event
-
-    return router.db_for_write(Event)
-
-
-def _record(message: dict[str, Any]) -> int:
-    from livefeed.models import Event
-
-    using = _db()
-    with transaction.atomic(using=using):
-        connection = connections[using]
-        if connection.vendor == "postgresql":
-            # Held until commit: ids then commit in the order they were taken.
-            with connection.cursor() as cursor:
-                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOG_LOCK])
-        row = Event.objects.using(using).create(
-            channel=message["channel"], event=message["event"], data=message["data"]
-        )
-    return row.pk
-
-
-def _deliver(message: dict[str, Any], store: bool) -> None:
-    if store:
-        message["id"] = _record(message)
-    run(_send(message, store))
-
-
-async def _send(message: dict[str, Any], store: bool) -> None:
+async def _send(messages: list[dict[str, Any]], store: bool) -> None:
     try:
-        await _layer().group_send(group_name(message["channel"]), message)
+        async with asyncio.timeout(conf.get("SEND_TIMEOUT")):
+            for message in messages:
+                await _layer().group_send(group_name(message["channel"]), message)
     except Exception:
-        if not store:
-            raise
-        # Committed to the log: every hub recovers it from there (Hub._recover),
-        # so a Redis outage must not fail the caller's request.
-        logger.warning("Channel layer send failed; event %s will be recovered from the log", message["id"])
+        if store:  # every hub recovers them from the log (Hub._recover)
+            logger.warning("Channel layer send failed; %d event(s) will be recovered from the log", len(messages))
+        else:
+            logger.warning("Channel layer send failed; %d unstored message(s) lost", len(messages), exc_info=True)
 
 
 def close_session_streams(user: Any, session_key: str | None) -> None:
@@ -108,10 +94,7 @@ def close_session_streams(user: Any, session_key: str | None) -> None:
         return
     channel = user_channel(user)
     message = {"type": "livefeed.close", "channel": channel, "session": session_tag(session_key)}
-    try:
-        run(_layer().group_send(group_name(channel), message))
-    except Exception:
-        logger.warning("Could not close the streams of a signed-out session", exc_info=True)
+    submit(_send([message], store=False))
 
 
 def _layer() -> Any:

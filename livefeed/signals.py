@@ -1,10 +1,13 @@
 """Model signals -> live events, so every way of saving a notification delivers it alike.
 
-Events go out on commit of the whole unit of work, when the delivery rows
-exist: notify() saves the row, then adds its recipients, in one transaction.
+Events are published inside the unit of work that saves the notification and
+its delivery rows (notify() saves the row, then adds its recipients, in one
+transaction): held in the outbox, they commit with those rows, so a process
+that dies right after the commit still delivers them (livefeed.outbox).
 """
 
-from functools import partial
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 from django.db import transaction
@@ -13,34 +16,43 @@ from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce
 from livefeed.publishing import close_session_streams
 
+logger = logging.getLogger("livefeed")
+
 
 def notification_saved(
     sender: type, instance: Notification, created: bool, raw: bool, using: str, **kwargs: Any
 ) -> None:
-    """Give a new group or everyone notification its delivery rows; announce it on commit."""
+    """Give a new group or everyone notification its delivery rows and its live event."""
     if not created or raw or instance.audience == Notification.Audience.USERS:
         return  # a users notification is announced as its recipients are added
     with transaction.atomic(using=using):
         Delivery.objects.using(using).fan_out(instance)
-        # robust: the row is committed whatever the layer does, and the event
-        # log (written before the send) lets streams catch up.
-        transaction.on_commit(partial(announce, instance), using=using, robust=True)
+        _announce(instance, None)
 
 
 def recipients_added(
     sender: type, instance: Any, action: str, reverse: bool, pk_set: set | None, using: str, **kwargs: Any
 ) -> None:
-    """Announce a notification to the users just added as its recipients, on commit."""
+    """Announce a notification to the users just added as its recipients (inside add()'s transaction)."""
     if action != "post_add" or not pk_set:
         return
     if reverse:  # user.livefeed_notifications.add(...): instance is the user
         for notification in Notification.objects.using(using).filter(pk__in=pk_set):
-            transaction.on_commit(partial(announce, notification, [instance.pk]), using=using, robust=True)
+            _announce(notification, [instance.pk])
     else:
-        transaction.on_commit(partial(announce, instance, sorted(pk_set)), using=using, robust=True)
+        _announce(instance, sorted(pk_set))
 
 
 def user_logged_out(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
     """Stop streaming to a session as soon as it signs out, not at its next reconnect."""
     if user is not None and request is not None and hasattr(request, "session"):
         close_session_streams(user, request.session.session_key)
+
+
+def _announce(notification: Notification, users: Iterable[Any] | None) -> None:
+    try:
+        announce(notification, users)
+    except ValueError:
+        # Data over MAX_PAYLOAD, saved some way other than notify() (which refuses
+        # it first): keep the saved rows, go without the live event.
+        logger.exception("Notification %s is saved but too large to send live", notification.pk)

@@ -6,7 +6,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 import livefeed
 from livefeed.models import Delivery, Event, Notification
@@ -86,6 +87,20 @@ def test_several_users_each_get_their_own_event(alice, bob):
     assert Notification.objects.get().recipients.count() == 2
 
 
+def test_notifying_many_users_takes_as_many_statements_as_notifying_two():
+    """One delivery insert and one log insert for all recipients, not a lock, insert and commit per user."""
+    users = [User.objects.create_user(f"user{n}", password="x") for n in range(12)]
+
+    def statements(recipients):
+        with CaptureQueriesContext(connection) as queries:
+            livefeed.notify(recipients, title="Deploy finished")
+        return [query["sql"] for query in queries.captured_queries]
+
+    assert len(statements(users)) == len(statements(users[:2]))
+    events = Event.objects.filter(event="notification").order_by("id")
+    assert [event.channel for event in events] == [f"user.{user.pk}" for user in users + users[:2]]
+
+
 def test_group_notification_is_one_event_for_the_members_only(alice, bob):
     staff = Group.objects.create(name="staff")
     carol = User.objects.create_user("carol")
@@ -144,6 +159,15 @@ def test_saving_a_notification_anywhere_delivers_it(alice, bob):
     assert [data["title"] for _, data in to_alice] == ["to all", "to alice"]
     assert [data["title"] for _, data in to_bob] == ["to all"]
     assert Event.objects.filter(event="notification").count() == 2
+
+
+def test_a_notification_too_large_to_send_live_is_still_saved(alice, caplog):
+    note = Notification.objects.create(title="huge", body="x" * 70_000)  # over MAX_PAYLOAD
+    note.recipients.add(alice)
+
+    assert Delivery.objects.get().user == alice
+    assert not Event.objects.exists()
+    assert "too large to send live" in caplog.text
 
 
 def test_adding_a_recipient_from_the_user_side_delivers_too(alice, bob):

@@ -35,18 +35,17 @@ def _publisher(number: int, channel: str, start: threading.Event) -> None:
 
 
 @pytest.fixture
-def slow_commits():
+def slow_commits(monkeypatch):
     """Widen the gap between taking an id (insert) and making it visible (commit)."""
-    from django.db.models.signals import post_save
+    from livefeed import outbox
 
-    from livefeed.models import Event
+    append = outbox._append
 
-    def pause(**kwargs):
+    def slow_append(messages, using):
+        append(messages, using)
         time.sleep(random.random() / 100)
 
-    post_save.connect(pause, sender=Event, dispatch_uid="slow_commits")
-    yield
-    post_save.disconnect(sender=Event, dispatch_uid="slow_commits")
+    monkeypatch.setattr(outbox, "_append", slow_append)
 
 
 def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing(slow_commits):

@@ -1,0 +1,134 @@
+"""After the caller's commit, publish() neither loses the event nor fails or stalls the caller (issue 11)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+from channels.layers import channel_layers
+from django.contrib.auth.models import User
+from django.db import connections, transaction
+
+import livefeed
+from livefeed import bridge
+from livefeed.models import Event
+from tests import servers
+from tests.streams import cookie_header, session_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# Far below what a stalled Redis costs the caller without the fix: redis-py's
+# 5 s socket timeout per publish, stacked behind channels-redis' shard lock.
+RETURNS_WITHIN = 4.0
+
+
+@pytest.mark.parametrize(
+    "send",
+    [
+        'livefeed.publish("user.{pk}", "notification", {{"title": "last words"}})',
+        'livefeed.notify(get_user_model().objects.get(pk={pk}), title="last words")',
+    ],
+    ids=["publish", "notify"],
+)
+def test_a_publisher_killed_right_after_its_commit_still_delivers_the_event(
+    send, daphne_servers, database_url, redis_url
+):
+    alice = User.objects.create_user("alice", password="x")
+    (server,) = daphne_servers(1)
+    stream = servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(alice))}).connected()
+    # The kill is registered first, so it runs after the commit and before livefeed's own hooks.
+    code = textwrap.dedent(f"""
+        import os, signal, livefeed
+        from django.contrib.auth import get_user_model
+        from django.db import transaction
+        with transaction.atomic():
+            transaction.on_commit(lambda: os.kill(os.getpid(), signal.SIGKILL))
+            {send.format(pk=alice.pk)}
+    """)
+    result = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", code],
+        cwd=servers.ROOT,
+        env=servers.server_env(database_url, redis_url),
+        capture_output=True,
+        timeout=60,
+    )
+    try:
+        assert result.returncode == -signal.SIGKILL, result.stderr
+        events = stream.events(1, timeout=20)
+    finally:
+        stream.close()
+    assert json.loads(events[0].data)["title"] == "last words"
+    assert events[0].last_event_id == str(Event.objects.get().pk)
+
+
+@pytest.fixture
+def stalled_redis():
+    """A private redis-server this test can freeze (SIGSTOP) and thaw (SIGCONT)."""
+    process = servers.redis_server()
+    yield process
+    os.kill(process.pid, signal.SIGCONT)
+    process.stop()
+
+
+def test_a_redis_that_stops_answering_neither_stalls_nor_fails_the_caller(stalled_redis, database_url, settings):
+    alice = User.objects.create_user("alice", password="x")
+    redis_url = f"redis://127.0.0.1:{stalled_redis.port}/0"
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [redis_url]}}
+    }
+    channel_layers.backends.clear()
+    server = servers.daphne(servers.server_env(database_url, redis_url))
+    stream = servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(alice))}).connected()
+    livefeed.publish("job-1", "warm-up", {}, store=False)  # this process's Redis connection exists before the stall
+    outcome: dict[str, list] = {"hooks": []}
+
+    def request(number: int) -> None:
+        # A view: its transaction publishes stored and ephemeral events, then the app's own hook.
+        try:
+            with transaction.atomic():
+                livefeed.publish(f"user.{alice.pk}", "tick", {"n": number})
+                livefeed.publish("job-1", "typing", {}, store=False)
+                transaction.on_commit(lambda: outcome["hooks"].append(number))
+        except Exception as error:
+            outcome[f"error {number}"] = [repr(error)]
+        finally:
+            connections.close_all()
+
+    os.kill(stalled_redis.pid, signal.SIGSTOP)
+    try:
+        requests = [threading.Thread(target=request, args=(n,)) for n in range(3)]
+        for thread in requests:
+            thread.start()
+        deadline = time.monotonic() + RETURNS_WITHIN
+        for thread in requests:
+            thread.join(max(0, deadline - time.monotonic()))
+        returned = sum(not thread.is_alive() for thread in requests)
+    finally:
+        os.kill(stalled_redis.pid, signal.SIGCONT)
+    try:
+        for thread in requests:
+            thread.join(60)
+        events = stream.events(3, timeout=30)
+    finally:
+        stream.close()
+        server.stop()
+    assert returned == 3, outcome  # all returned while Redis was still frozen
+    assert sorted(outcome.pop("hooks")) == [0, 1, 2]  # the app's later hooks all ran
+    assert outcome == {}  # and no request failed
+    assert sorted(json.loads(event.data)["n"] for event in events) == [0, 1, 2]
+
+
+def test_an_unstored_publish_logs_a_layer_error_instead_of_raising(settings, caplog):
+    unreachable = f"redis://127.0.0.1:{servers.free_port()}/0"  # nothing listens there
+    settings.CHANNEL_LAYERS = {
+        "default": {"BACKEND": "channels_redis.pubsub.RedisPubSubChannelLayer", "CONFIG": {"hosts": [unreachable]}}
+    }
+    channel_layers.backends.clear()
+    livefeed.publish("job-1", "typing", {}, store=False)
+    bridge._finish_sends()  # what an exiting shell does: wait for the background send
+    assert "1 unstored message(s) lost" in caplog.text
