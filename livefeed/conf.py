@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the hub's sweeps of the event log for events the channel
     # layer lost (Redis restarts); such an event arrives this much late.
     "RECOVERY_INTERVAL": 2.0,
+    # Seconds between each process's runs of the due job (livefeed.due): snoozed
+    # notifications coming back, expired ones leaving open inboxes. At most 60
+    # keeps the promise "within a minute"; None leaves it to `livefeed_due` in cron.
+    "DUE_INTERVAL": 30.0,
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,
