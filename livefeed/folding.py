@@ -7,16 +7,16 @@ notification, counts up and moves to the top. In one group send some readers
 fold and others get a new row, so such a send is announced per reader, each
 event with that reader's id, count and counts, never as one group event.
 
-Concurrent sends of one key must not give a user two open rows: on PostgreSQL
-they take a transaction lock on the key, so each sees the rows the previous one
-committed; everywhere the partial unique constraint livefeed_delivery_one_open_fold
-refuses a second open row, and the send then tries again and folds.
+Concurrent sends of one key must not give a user two open rows: the partial
+unique constraint livefeed_delivery_one_open_fold refuses a second one (on
+PostgreSQL the second insert waits for the first send to commit, then fails),
+and the losing send tries again, now folding into the row that won.
 """
 
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from django.db import IntegrityError, connections, models, transaction
+from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
 from livefeed.channels import user_channel
@@ -25,9 +25,8 @@ from livefeed.publishing import publish
 if TYPE_CHECKING:
     from livefeed.models import Notification
 
-# Any constant: the first half of the advisory lock key, the key's hash the second.
-_FOLD_LOCK = 0x6C66  # "lf"
-_ATTEMPTS = 3
+# A send retries at most once per concurrent send that added a row first.
+_ATTEMPTS = 10
 
 
 def validate_group_key(group_key: Any) -> None:
@@ -41,21 +40,13 @@ def deliver(notification: "Notification", users: list[Any] | None, using: str) -
     for attempt in range(_ATTEMPTS):
         try:
             with transaction.atomic(using=using):
-                _lock(notification.group_key, using)
                 _fold_or_add(notification, users, using)
             break
         except IntegrityError:
-            # Another send of this key committed a new row first (no lock on SQLite): fold into it.
+            # Another send of this key committed a new row first: fold into it.
             if attempt == _ATTEMPTS - 1:
                 raise
     transaction.on_commit(partial(announce_folded, notification, using), using=using, robust=True)
-
-
-def _lock(group_key: str | None, using: str) -> None:
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", [_FOLD_LOCK, group_key])
 
 
 def _fold_or_add(notification: "Notification", users: list[Any] | None, using: str) -> None:

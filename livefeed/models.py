@@ -106,7 +106,6 @@ class Notification(models.Model):
     group_key = models.CharField(
         _("group key"),
         max_length=100,
-        null=True,
         blank=True,
         help_text=_(
             "Folds into the recipient's unread notification with the same key; {count} in a title counts them."
@@ -156,7 +155,7 @@ class Notification(models.Model):
             "unseen_count": unseen_count,
             "data": self.data or {},
             "count": count,
-            "group_key": self.group_key,
+            "group_key": self.group_key or None,
             "actions": self.actions or [],
             "expires_at": _iso(self.expires_at),
             "updated_at": _iso(self.created_at),
@@ -219,7 +218,7 @@ class DeliveryQuerySet(models.QuerySet):
 
         They stop taking folds (fold_key): the user may hold a newer unread one of the key.
         """
-        return self.exclude(read_at=None, seen_at=None).update(read_at=None, seen_at=None, fold_key=None)
+        return self.exclude(read_at=None, seen_at=None).update(read_at=None, seen_at=None, fold_key="")
 
     def mark_seen(self) -> int:
         """Mark these deliveries seen now; return how many changed."""
@@ -244,7 +243,6 @@ class DeliveryQuerySet(models.QuerySet):
         adapt = connections[self.db].ops.adapt_datetimefield_value
         values = {
             "notification": notification.pk,
-            "count": 1,
             "updated_at": adapt(notification.created_at),
             "expires_at": adapt(notification.expires_at),
         }
@@ -271,14 +269,14 @@ class Delivery(models.Model):
     # (livefeed.folding): how many notifications this row stands for, the
     # newest of them (shown; null: the notification itself), when it last
     # changed (the inbox order), and its expiry (the shown one's).
-    count = models.PositiveIntegerField(default=1)
+    count = models.PositiveIntegerField(default=1, db_default=1)
     latest = models.ForeignKey(Notification, models.SET_NULL, null=True, blank=True, related_name="+")
     updated_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
     snoozed_until = models.DateTimeField(null=True, blank=True)
     # The group key while this row takes folds; cleared once it cannot (snoozed,
     # resent), so the unique constraint below only ever holds the open one.
-    fold_key = models.CharField(max_length=100, null=True, blank=True)
+    fold_key = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -291,7 +289,7 @@ class Delivery(models.Model):
             # notify() calls: the row that later ones fold into.
             models.UniqueConstraint(
                 fields=["user", "fold_key"],
-                condition=models.Q(fold_key__isnull=False, read_at__isnull=True, archived_at__isnull=True),
+                condition=~models.Q(fold_key="") & models.Q(read_at__isnull=True, archived_at__isnull=True),
                 name="livefeed_delivery_one_open_fold",
             ),
         ]

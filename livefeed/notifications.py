@@ -65,7 +65,7 @@ def notify(
         url=url,
         data={} if data is None else data,
         actor=actor,
-        group_key=group_key,
+        group_key=group_key or "",
         actions=clean_actions(actions),
         expires_at=expires_at,
     )
@@ -78,7 +78,7 @@ def notify(
     using = router.db_for_write(Notification)
     with transaction.atomic(using=using):
         notification.save()
-        if users and group_key is not None:
+        if users and group_key:
             folding.deliver(notification, users, using)
         elif users:
             notification.recipients.add(

@@ -21,7 +21,7 @@ def notification_saved(
     """Give a new group or everyone notification its delivery rows; announce it on commit."""
     if not created or raw or instance.audience == Notification.Audience.USERS:
         return  # a users notification is announced as its recipients are added
-    if instance.group_key is not None:
+    if instance.group_key:
         folding.deliver(instance, None, using)  # per reader: some fold, some get a new row
         return
     with transaction.atomic(using=using):
