@@ -8,17 +8,44 @@ re-check the WHERE against the committed row, SQLite runs one writer at a time.
 So exactly one run gets each row back, and only that run announces it.
 """
 
+import datetime
+import json
 from collections import defaultdict
 from typing import Any
 
+from django.core.exceptions import BadRequest
 from django.db import connections, router, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from livefeed.channels import user_channel
 from livefeed.publishing import publish
 
 # Ids in one `removed` event, as for `read` events.
 _MAX_IDS = 500
+# The furthest a snooze may reach.
+MAX_SNOOZE = datetime.timedelta(days=30)
+
+
+def snooze_until(body: bytes) -> datetime.datetime:
+    """Return the time in a snooze request's JSON {"until": ISO 8601}; raise BadRequest (400) unless it is
+    in the future and at most MAX_SNOOZE ahead. A time without an offset is in the current time zone."""
+    try:
+        value = json.loads(body or b"{}").get("until")
+    except (ValueError, AttributeError):
+        raise BadRequest('Send JSON {"until": "<ISO 8601 time>"}.') from None
+    try:
+        until = parse_datetime(value) if isinstance(value, str) else None
+    except ValueError:
+        until = None
+    if until is None:
+        raise BadRequest(f'"until" must be an ISO 8601 time such as "2026-11-24T08:00:00Z", not {value!r:.40}.')
+    if timezone.is_naive(until):
+        until = timezone.make_aware(until)
+    now = timezone.now()
+    if not now < until <= now + MAX_SNOOZE:
+        raise BadRequest(f'"until" must be in the future and at most {MAX_SNOOZE.days} days ahead.')
+    return until
 
 
 def run_due() -> tuple[int, int]:
@@ -64,9 +91,7 @@ def _claim(using: str, assignments: str, where: str, params: list[Any]) -> list[
 def _announce_woken(using: str, pks: list[int]) -> None:
     from livefeed.models import Delivery
 
-    rows = list(
-        Delivery.objects.using(using).filter(pk__in=pks).select_related("notification__actor", "latest__actor")
-    )
+    rows = list(Delivery.objects.using(using).filter(pk__in=pks).select_related("notification__actor", "latest__actor"))
     counts = Delivery.objects.using(using).counts({row.user_id for row in rows})
     for row in rows:
         publish(user_channel(row.user_id), "notification", row.event_data(**counts[row.user_id]))
