@@ -169,3 +169,28 @@ def test_concurrent_sends_of_one_key_make_one_unread_row(alice):
     assert errors == []
     [row] = Delivery.objects.filter(user=alice, read_at=None)
     assert row.count == threads_count
+
+
+def test_pages_follow_the_order_of_last_update(alice):
+    folded = comment(alice, 1)
+    middle = livefeed.notify(alice, title="middle")
+    newest = livefeed.notify(alice, title="newest")
+    comment(alice, 2)  # moves the oldest id to the top
+
+    first = inbox(alice, limit=1)
+    second = inbox(alice, limit=1, before=first["results"][0]["id"])
+    third = inbox(alice, limit=2, before=second["results"][0]["id"])
+
+    pages = [[item["id"] for item in page["results"]] for page in (first, second, third)]
+    assert pages == [[folded.pk], [newest.pk], [middle.pk]]
+    assert [page["has_more"] for page in (first, second, third)] == [True, True, False]
+
+
+def test_before_an_id_outside_the_inbox_is_a_400(alice, bob):
+    theirs = livefeed.notify(bob, title="bob's")
+    client = Client()
+    client.force_login(alice)
+
+    response = client.get(URL, {"before": theirs.pk})
+
+    assert response.status_code == 400 and "before" in response.json()["error"]
