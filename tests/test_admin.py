@@ -180,11 +180,11 @@ def test_compose_sends_a_group_key_actions_and_an_expiry(sender, alice):
     assert notification_events()[-1][1]["title"] == "2 deploys"
 
 
-def test_compose_refuses_bad_actions_with_the_reason(sender, alice):
-    response = sender.post(
-        ADD_URL,
-        compose(users=[alice.pk], actions=json.dumps([{"label": "Go", "url": "https://x.example/", "method": "post"}])),
-    )
+@pytest.mark.parametrize("preview", ["", "on"])
+def test_compose_refuses_bad_actions_with_the_reason(sender, alice, preview):
+    bad = [{"label": "Go", "url": "https://x.example/", "method": "post"}, {"url": "/x"}]
+
+    response = sender.post(ADD_URL, compose(users=[alice.pk], actions=json.dumps(bad), preview=preview))
 
     assert response.status_code == 200 and "must be a path on this site" in response.content.decode()
     assert not Notification.objects.exists()
