@@ -25,6 +25,14 @@ def clean_actions(actions: Any) -> list[dict[str, str]]:
     return [_clean_action(action) for action in actions]
 
 
+def validate_actions(value: Any) -> None:
+    """Refuse, as a form error, the actions notify() would refuse (the model field's validator)."""
+    try:
+        clean_actions(value)
+    except ValueError as error:
+        raise ValidationError(str(error), code="invalid_actions") from None
+
+
 def _clean_action(action: Any) -> dict[str, str]:
     if not isinstance(action, dict):
         raise ValueError(f"Each action is a dict with label and url, not {action!r:.60}.")

@@ -11,6 +11,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from livefeed.actions import validate_actions
+
 
 class EventQuerySet(models.QuerySet):
     def after(self, last_id: int, channels: list[str]) -> "EventQuerySet":
@@ -51,16 +53,6 @@ def validate_link(value: str) -> None:
     """Refuse links a browser would run as script ("javascript:…"): the widget renders them as hrefs."""
     if value and not value.startswith(("/", "http://", "https://")):
         raise ValidationError("Use a path starting with '/' or an http(s):// URL.", code="invalid_link")
-
-
-def validate_actions(value: Any) -> None:
-    """Refuse actions notify() would refuse (livefeed.actions), as a form error."""
-    from livefeed.actions import clean_actions
-
-    try:
-        clean_actions(value)
-    except ValueError as error:
-        raise ValidationError(str(error), code="invalid_actions") from None
 
 
 class Notification(models.Model):
@@ -107,9 +99,7 @@ class Notification(models.Model):
         _("group key"),
         max_length=100,
         blank=True,
-        help_text=_(
-            "Folds into the recipient's unread notification with the same key; {count} in a title counts them."
-        ),
+        help_text=_("Folds into the reader's unread notification with this key; {count} in a title counts them."),
     )
     actions = models.JSONField(
         _("actions"),
