@@ -101,10 +101,11 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     """Mark every notification in the inbox read (those listed so far, not any arriving meanwhile)."""
     unread = Delivery.objects.inbox(request.user).filter(read_at__isnull=True)
-    ids = list(unread.values_list("notification_id", flat=True)[:MAX_READ_IDS])
-    if ids:
-        unread.filter(notification_id__lte=ids[0]).mark_read()
-    return _changed(request, ids)
+    rows = list(unread.values_list("notification_id", "updated_at")[:MAX_READ_IDS])
+    if rows:
+        # Up to the top one as listed: a fold moves an old id to the top, so not by id.
+        unread.filter(updated_at__lte=rows[0][1]).mark_read()
+    return _changed(request, [pk for pk, _ in rows])
 
 
 @_endpoint("POST")
