@@ -13,6 +13,7 @@ PostgreSQL the second insert waits for the first send to commit, then fails),
 and the losing send tries again, now folding into the row that won.
 """
 
+from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -81,15 +82,15 @@ def _fold_or_add(notification: "Notification", users: list[Any] | None, using: s
     deliveries.bulk_create(added, batch_size=1000)
 
 
-def announce_folded(notification: "Notification", using: str) -> None:
-    """Send each reader of notification their own `notification` event: their row, count and counts."""
+def announce_folded(notification: "Notification", using: str, users: Iterable[Any] | None = None) -> None:
+    """Send each reader of notification (or these user ids) their own `notification` event: their row,
+    count and counts."""
     from livefeed.models import Delivery
 
-    rows = list(
-        Delivery.objects.using(using)
-        .filter(models.Q(notification=notification) | models.Q(latest=notification))
-        .select_related("notification__actor", "latest__actor")
-    )
+    rows = Delivery.objects.using(using).filter(models.Q(notification=notification) | models.Q(latest=notification))
+    if users is not None:
+        rows = rows.filter(user__in=list(users))
+    rows = list(rows.select_related("notification__actor", "latest__actor"))
     counts = Delivery.objects.using(using).counts({row.user_id for row in rows})
     for row in rows:
         publish(user_channel(row.user_id), "notification", row.event_data(**counts[row.user_id]))

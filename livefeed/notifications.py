@@ -121,6 +121,9 @@ async def anotify(
 
 def announce(notification: "Notification", users: Iterable[Any] | None = None) -> None:
     """Publish a saved notification to its audience, or to these user ids only."""
+    if notification.group_key:  # each reader's row and count differ (livefeed.folding)
+        folding.announce_folded(notification, router.db_for_write(type(notification)), users)
+        return
     _publish_to_readers(notification, "notification", notification.event_data, users)
 
 

@@ -194,3 +194,36 @@ def test_before_an_id_outside_the_inbox_is_a_400(alice, bob):
     response = client.get(URL, {"before": theirs.pk})
 
     assert response.status_code == 400 and "before" in response.json()["error"]
+
+
+def test_read_all_reads_a_folded_one_at_the_top_and_everything_below(alice):
+    comment(alice, 1)
+    livefeed.notify(alice, title="newer id")
+    comment(alice, 2)  # the oldest id is now the top of the inbox
+    client = Client()
+    client.force_login(alice)
+
+    answer = client.post(f"{URL}read-all/").json()
+
+    assert answer["unread_count"] == 0 and len(answer["ids"]) == 2
+    assert inbox(alice, unread=1)["results"] == []
+
+
+def test_resending_a_grouped_group_send_reaches_each_reader_under_their_own_row(alice, bob):
+    from livefeed.notifications import announce
+
+    staff = Group.objects.create(name="staff")
+    staff.user_set.add(alice, bob)
+    earlier = comment(alice, 1)
+    sent = comment(group=staff, n=2)  # folds into alice's; a new row for bob
+    Delivery.objects.mark_read()
+
+    def resend():
+        Delivery.objects.filter(notification=sent).mark_unread()
+        announce(sent)
+
+    to_alice, to_bob = watch([alice, bob], resend)
+
+    assert [(d["id"], d["count"]) for _, d in to_alice] == [(earlier.pk, 2)]
+    assert [(d["id"], d["count"], d["unread_count"]) for _, d in to_bob] == [(sent.pk, 1, 1)]
+    assert not Event.objects.filter(channel=f"group.{staff.pk}").exists()
