@@ -9,6 +9,7 @@ from django.test import Client
 
 import livefeed
 from livefeed.models import Delivery, Event
+from tests.streams import run
 from tests.test_notify import watch
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -227,3 +228,14 @@ def test_resending_a_grouped_group_send_reaches_each_reader_under_their_own_row(
     assert [(d["id"], d["count"]) for _, d in to_alice] == [(earlier.pk, 2)]
     assert [(d["id"], d["count"], d["unread_count"]) for _, d in to_bob] == [(sent.pk, 1, 1)]
     assert not Event.objects.filter(channel=f"group.{staff.pk}").exists()
+
+
+def test_anotify_folds_too(alice):
+    first = comment(alice, 1)
+
+    async def scenario():
+        return await livefeed.anotify(alice, title="{count} new", group_key="post-7:comments")
+
+    run(scenario)
+    [row] = Delivery.objects.filter(user=alice)
+    assert (row.notification_id, row.count) == (first.pk, 2)
