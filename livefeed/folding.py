@@ -87,10 +87,10 @@ def announce_folded(notification: "Notification", using: str, users: Iterable[An
     count and counts."""
     from livefeed.models import Delivery
 
-    rows = Delivery.objects.using(using).filter(models.Q(notification=notification) | models.Q(latest=notification))
+    readers = Delivery.objects.using(using).filter(models.Q(notification=notification) | models.Q(latest=notification))
     if users is not None:
-        rows = rows.filter(user__in=list(users))
-    rows = list(rows.select_related("notification__actor", "latest__actor"))
+        readers = readers.filter(user__in=list(users))
+    rows = list(readers.select_related("notification__actor", "latest__actor"))
     counts = Delivery.objects.using(using).counts({row.user_id for row in rows})
     for row in rows:
         publish(user_channel(row.user_id), "notification", row.event_data(**counts[row.user_id]))

@@ -55,9 +55,6 @@ def notify(
 
     refuse_async_context("notify")
     users = _recipients(recipient, group, everyone)
-    folding.validate_group_key(group_key)
-    if expires_at is not None and (not isinstance(expires_at, datetime.datetime) or timezone.is_naive(expires_at)):
-        raise ValueError(f"expires_at must be an aware datetime, not {expires_at!r:.60}.")
     notification = Notification(
         title=title,
         body=body,
@@ -65,9 +62,7 @@ def notify(
         url=url,
         data={} if data is None else data,
         actor=actor,
-        group_key=group_key or "",
-        actions=clean_actions(actions),
-        expires_at=expires_at,
+        **_workflow_fields(group_key, actions, expires_at),
     )
     if group is not None:
         notification.audience, notification.group = Notification.Audience.GROUP, group
@@ -135,6 +130,14 @@ def announce_read(notification: "Notification") -> None:
         lambda **counts: {"ids": [notification.pk], **counts},
         None,
     )
+
+
+def _workflow_fields(group_key: Any, actions: Any, expires_at: Any) -> dict[str, Any]:
+    """Return notify()'s grouping, actions and expiry as model fields; raise ValueError for bad ones."""
+    folding.validate_group_key(group_key)
+    if expires_at is not None and (not isinstance(expires_at, datetime.datetime) or timezone.is_naive(expires_at)):
+        raise ValueError(f"expires_at must be an aware datetime, not {expires_at!r:.60}.")
+    return {"group_key": group_key or "", "actions": clean_actions(actions), "expires_at": expires_at}
 
 
 def _recipients(recipient: Any, group: Any, everyone: bool) -> list[Any]:
