@@ -2,9 +2,11 @@
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 import livefeed
 from livefeed.models import Delivery, Event
@@ -55,6 +57,16 @@ def test_read_and_archived_notifications_are_not_counted(client, bob, django_cap
     deliveries = Delivery.objects.inbox(bob)
     deliveries.filter(pk=deliveries[0].pk).mark_read()
     deliveries.filter(pk=deliveries[1].pk).archive()
+    assert _badge(_home(client, bob))[0] == "1"
+
+
+def test_snoozed_and_expired_notifications_are_not_counted(client, bob, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 3)
+    past, future = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(hours=1)
+    first, second, _ = Delivery.objects.inbox(bob)
+    Delivery.objects.filter(pk=first.pk).update(snoozed_until=future)
+    Delivery.objects.filter(pk=second.pk).update(expires_at=past)
     assert _badge(_home(client, bob))[0] == "1"
 
 
