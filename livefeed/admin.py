@@ -14,13 +14,16 @@ from django.contrib import admin, messages
 from django.contrib.admin.widgets import AutocompleteSelectMultiple, FilteredSelectMultiple
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest
-from django.utils.html import format_html
+from django.utils.formats import date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 import livefeed
+from livefeed.actions import clean_actions as checked_actions
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce, announce_read
 
@@ -41,7 +44,19 @@ class NotificationForm(forms.ModelForm):
 
     class Meta:
         model = Notification
-        fields = ["audience", "users", "group", "title", "body", "level", "url", "data"]
+        fields = [
+            "audience",
+            "users",
+            "group",
+            "title",
+            "body",
+            "level",
+            "url",
+            "data",
+            "group_key",
+            "actions",
+            "expires_at",
+        ]
         widgets = {"audience": forms.RadioSelect}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -52,6 +67,12 @@ class NotificationForm(forms.ModelForm):
             audience = cast(forms.ChoiceField, self.fields["audience"])
             choices: list[Any] = list(cast(Iterable[Any], audience.choices))
             audience.choices = [choice for choice in choices if choice[0] != Notification.Audience.EVERYONE]
+
+    def clean_actions(self) -> list[dict[str, str]]:
+        try:
+            return checked_actions(self.cleaned_data.get("actions"))
+        except ValueError as error:
+            raise ValidationError(str(error), code="invalid_actions") from None
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -70,23 +91,49 @@ class NotificationForm(forms.ModelForm):
         draft = Notification(audience=data["audience"], group=data.get("group"))
         count = len(data["users"]) if draft.audience == Notification.Audience.USERS else draft.audience_users().count()
         link = format_html('<p><a href="{0}">{0}</a></p>', data["url"]) if data.get("url") else ""
+        shown = Notification(title=data.get("title", ""), body=data.get("body", "")).event_data()  # {count} as 1
         return format_html(
             "<p>{}</p>"
             '<div style="border-left:4px solid {};padding:.25em 1em;max-width:40em;background:#fff;color:#111">'
-            "<strong>{}</strong><p>{}</p>{}</div><p>{}</p>",
+            "<strong>{}</strong><p>{}</p>{}{}</div><p>{}</p>{}",
             _("Not sent yet: check the preview, untick “Preview only” and save to send."),
             _COLOURS.get(data.get("level", ""), "#888"),
-            data.get("title", ""),
-            data.get("body", ""),
+            shown["title"],
+            shown["body"],
             link,
+            _preview_actions(data.get("actions") or []),
             ngettext("Goes to %(count)d person.", "Goes to %(count)d people.", count) % {"count": count},
+            _preview_workflow(data),
         )
+
+
+def _preview_actions(actions: list[dict[str, str]]) -> str:
+    buttons = format_html_join(
+        " ",
+        '<button type="button" disabled title="{} {}">{}</button>',
+        ((a["method"].upper(), a["url"], a["label"]) for a in actions),
+    )
+    return format_html("<p>{}</p>", buttons) if actions else ""
+
+
+def _preview_workflow(data: dict[str, Any]) -> str:
+    lines = []
+    if data.get("group_key"):
+        lines.append(
+            _("Folds into each reader's unread notification with the key “%(key)s”.") % {"key": data["group_key"]}
+        )
+    if data.get("expires_at"):
+        lines.append(
+            _("Leaves every inbox at %(time)s.")
+            % {"time": date_format(localtime(data["expires_at"]), "DATETIME_FORMAT")}
+        )
+    return format_html_join("", "<p>{}</p>", ((line,) for line in lines))
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     form = NotificationForm
-    list_display = ["title", "level", "audience_label", "recipient_count", "read_count", "created_at"]
+    list_display = ["title", "level", "audience_label", "recipient_count", "read_count", "folded_count", "created_at"]
     list_filter = ["level", "audience", "created_at"]
     search_fields = ["title", "body"]
     ordering = ["-created_at"]
@@ -96,7 +143,10 @@ class NotificationAdmin(admin.ModelAdmin):
     def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> Any:
         if obj is None:
             return [*NotificationForm.Meta.fields, "preview"]
-        return ["audience", "group", "title", "body", "level", "url", "data", "actor", "created_at"]
+        return [
+            *("audience", "group", "title", "body", "level", "url", "data"),
+            *("group_key", "actions", "expires_at", "actor", "created_at"),
+        ]
 
     def get_form(
         self, request: HttpRequest, obj: Notification | None = None, change: bool = False, **kwargs: Any
@@ -126,6 +176,7 @@ class NotificationAdmin(admin.ModelAdmin):
             .annotate(
                 recipients_total=Count("deliveries"),
                 read_total=Count("deliveries", filter=Q(deliveries__read_at__isnull=False)),
+                folded_total=Sum("deliveries__count", default=0) - Count("deliveries"),
             )
         )
 
@@ -144,6 +195,9 @@ class NotificationAdmin(admin.ModelAdmin):
             url=obj.url,
             data=obj.data,
             actor=request.user,
+            group_key=obj.group_key or None,
+            actions=obj.actions,
+            expires_at=obj.expires_at,
         )
         vars(obj).update(vars(sent))  # the admin's log entry and redirect use this instance
 
@@ -160,6 +214,11 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description=_("read"), ordering="read_total")
     def read_count(self, obj: Notification) -> int:
         return cast(Any, obj).read_total
+
+    @admin.display(description=_("folded in"), ordering="folded_total")
+    def folded_count(self, obj: Notification) -> int:
+        """Later notifications of its group key that folded into its readers' rows."""
+        return cast(Any, obj).folded_total
 
     @admin.action(description=_("Resend selected notifications as unread"), permissions=["add"])
     def resend(self, request: HttpRequest, queryset: QuerySet) -> None:

@@ -35,6 +35,10 @@ DEFAULTS: dict[str, Any] = {
     # given up (a stored event then arrives by the log sweep); also how long an
     # exiting shell or worker waits for its last sends.
     "SEND_TIMEOUT": 5.0,
+    # Seconds between each process's runs of the due job (livefeed.due): snoozed
+    # notifications coming back, expired ones leaving open inboxes. At most 60
+    # keeps the promise "within a minute"; None leaves it to `livefeed_due` in cron.
+    "DUE_INTERVAL": 30.0,
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,

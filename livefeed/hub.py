@@ -190,7 +190,7 @@ class Hub:
             # and must not inherit its thread-sensitive context.
             self._tasks = [
                 asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
-                for job in (self._receive, self._tick, self._recover)
+                for job in (self._receive, self._tick, self._recover, self._due)
             ]
 
     async def _receive(self) -> None:
@@ -276,6 +276,19 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("Could not read the event log to recover lost events")
+
+    async def _due(self) -> None:
+        # Every process runs it; livefeed.due makes each row come back (or go) once.
+        from livefeed import due  # it publishes, and publishing imports this module
+
+        while interval := conf.get("DUE_INTERVAL"):
+            await asyncio.sleep(interval)
+            try:
+                await due.arun_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.exception("Could not bring back snoozed or remove expired notifications")
 
     async def _refresh_groups(self) -> None:
         # The core Redis layer silently drops members after group_expiry

@@ -1,4 +1,4 @@
-"""The JSON inbox API (docs/design.md#contracts): list, mark read, mark all read or seen, archive.
+"""The JSON inbox API (docs/design.md#contracts): list, mark read, mark all read or seen, archive, snooze.
 
 Session auth. Every answer is JSON, errors too: 401 for an anonymous caller
 (never a login redirect), 403 for a missing CSRF token, 404 for a notification
@@ -12,6 +12,7 @@ from functools import wraps
 from typing import Any, cast
 
 from django.core.exceptions import BadRequest
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware, get_token
 from django.shortcuts import get_object_or_404
@@ -19,6 +20,7 @@ from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 
 from livefeed.channels import user_channel
+from livefeed.due import snooze_until
 from livefeed.models import Delivery
 from livefeed.publishing import publish
 
@@ -75,10 +77,10 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     limit = _integer(request, "limit", DEFAULT_LIMIT)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
-    deliveries = Delivery.objects.inbox(request.user).select_related("notification")
+    deliveries = Delivery.objects.inbox(request.user).select_related("notification__actor", "latest__actor")
     before = _optional_integer(request, "before")
     if before is not None:
-        deliveries = deliveries.filter(notification_id__lt=before)
+        deliveries = deliveries.filter(_after(request, before))
     if _flag(request, "unread"):
         deliveries = deliveries.filter(read_at__isnull=True)
     page = list(deliveries[: limit + 1])
@@ -99,10 +101,11 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
 def mark_all_read(request: HttpRequest) -> HttpResponse:
     """Mark every notification in the inbox read (those listed so far, not any arriving meanwhile)."""
     unread = Delivery.objects.inbox(request.user).filter(read_at__isnull=True)
-    ids = list(unread.values_list("notification_id", flat=True)[:MAX_READ_IDS])
-    if ids:
-        unread.filter(notification_id__lte=ids[0]).mark_read()
-    return _changed(request, ids)
+    rows = list(unread.values_list("notification_id", "updated_at")[:MAX_READ_IDS])
+    if rows:
+        # Up to the top one as listed: a fold moves an old id to the top, so not by id.
+        unread.filter(updated_at__lte=rows[0][1]).mark_read()
+    return _changed(request, [pk for pk, _ in rows])
 
 
 @_endpoint("POST")
@@ -117,6 +120,27 @@ def archive(request: HttpRequest, pk: int) -> HttpResponse:
     """Remove one notification from the inbox and its counts."""
     changed = _mine(request, pk).archive()
     return _changed(request, [pk] if changed else [])
+
+
+@_endpoint("POST")
+def snooze(request: HttpRequest, pk: int) -> HttpResponse:
+    """Hide one notification until a time given as JSON {"until": ISO 8601}; it then comes back unread."""
+    until = snooze_until(request.body)
+    # It stops taking folds: later ones of its key start a row the reader sees now.
+    changed = _mine(request, pk).filter(archived_at__isnull=True).update(snoozed_until=until, fold_key="")
+    data = {"ids": [pk] if changed else [], **_counts(request)}
+    if changed:
+        publish(user_channel(request.user), "removed", data)
+    return JsonResponse(data | {"snoozed_until": until})
+
+
+def _after(request: HttpRequest, pk: int) -> Q:
+    """Return the filter for the page after the caller's notification pk (in the inbox order)."""
+    anchor = Delivery.objects.filter(user_id=cast(int, request.user.pk), notification_id=min(pk, 2**63 - 1)).first()
+    if anchor is None:
+        raise BadRequest(f"before={pk} is not a notification in your inbox.")
+    moment = anchor.updated_at
+    return Q(updated_at__lt=moment) | Q(updated_at=moment, notification_id__lt=pk)
 
 
 def _mine(request: HttpRequest, pk: int) -> Any:

@@ -11,6 +11,8 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
+from livefeed.actions import validate_actions
+
 
 class EventQuerySet(models.QuerySet):
     def after(self, last_id: int, channels: list[str]) -> "EventQuerySet":
@@ -74,7 +76,9 @@ class Notification(models.Model):
     """One message for an audience; each recipient's read state is a Delivery row.
 
     A group or everyone notification keeps its audience here and goes out as one
-    live event on the group/broadcast channel; see livefeed.signals.
+    live event on the group/broadcast channel; see livefeed.signals. One with a
+    group_key goes out per recipient instead, since it may fold into a different
+    earlier notification for each of them (livefeed.folding).
     """
 
     class Level(models.TextChoices):
@@ -101,9 +105,29 @@ class Notification(models.Model):
         "auth.Group", models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("group")
     )
     recipients = models.ManyToManyField(
-        settings.AUTH_USER_MODEL, through="Delivery", related_name="livefeed_notifications", blank=True
+        settings.AUTH_USER_MODEL,
+        through="Delivery",
+        through_fields=("notification", "user"),
+        related_name="livefeed_notifications",
+        blank=True,
     )
     created_at = models.DateTimeField(_("created"), default=timezone.now, db_index=True)
+    group_key = models.CharField(
+        _("group key"),
+        max_length=100,
+        blank=True,
+        help_text=_("Folds into the reader's unread notification with this key; {count} in a title counts them."),
+    )
+    actions = models.JSONField(
+        _("actions"),
+        default=list,
+        blank=True,
+        validators=[validate_actions],
+        help_text=_('Up to 3 buttons: [{"label": "Approve", "url": "/orders/7/approve/", "method": "post"}]'),
+    )
+    expires_at = models.DateTimeField(
+        _("expires"), null=True, blank=True, help_text=_("After this it leaves every inbox and is never emailed.")
+    )
 
     class Meta:
         verbose_name = _("notification")
@@ -123,19 +147,37 @@ class Notification(models.Model):
             return users.filter(groups=self.group_id) if self.group_id else users.none()
         return users
 
-    def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+    def event_data(
+        self, unread_count: int | None = None, unseen_count: int | None = None, *, count: int = 1
+    ) -> dict[str, Any]:
         """Return the `notification` event's data (docs/design.md#contracts); the inbox API reuses it."""
         return {
             "id": self.pk,
-            "title": self.title,
-            "body": self.body,
+            "title": _with_count(self.title, count),
+            "body": _with_count(self.body, count),
             "level": self.level,
             "url": self.url,
             "created_at": _iso(self.created_at),
             "unread_count": unread_count,
             "unseen_count": unseen_count,
             "data": self.data or {},
+            "count": count,
+            "group_key": self.group_key or None,
+            "actions": self.actions or [],
+            "expires_at": _iso(self.expires_at),
+            "updated_at": _iso(self.created_at),
+            "actor": _actor(self.actor) if self.actor_id else None,
         }
+
+
+def _with_count(text: str, count: int) -> str:
+    # str.replace, not str.format: any other braces in a title stay as written.
+    return text.replace("{count}", str(count))
+
+
+def _actor(user: Any) -> dict[str, Any]:
+    name = getattr(user, "get_full_name", lambda: "")() or user.get_username()
+    return {"id": user.pk, "name": name, "avatar": ""}
 
 
 def _iso(moment: datetime.datetime | None) -> str | None:
@@ -145,14 +187,23 @@ def _iso(moment: datetime.datetime | None) -> str | None:
 
 class DeliveryQuerySet(models.QuerySet):
     def inbox(self, user: Any) -> "DeliveryQuerySet":
-        """Return user's deliveries that are not archived, newest first."""
-        return self.filter(user=user, archived_at__isnull=True).order_by("-notification_id")
+        """Return user's deliveries in the inbox, last updated first."""
+        return self.filter(user=user).listed().order_by("-updated_at", "-notification_id")
+
+    def listed(self) -> "DeliveryQuerySet":
+        """Return the deliveries an inbox shows and counts: not archived, snoozed or expired."""
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=timezone.now()),
+            archived_at__isnull=True,
+            snoozed_until__isnull=True,
+        )
 
     def counts(self, user_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
         """Return {user_id: {"unread_count": n, "unseen_count": n}} in one query."""
         result = {pk: {"unread_count": 0, "unseen_count": 0} for pk in user_ids}
         rows = (
-            self.filter(user__in=list(result), archived_at__isnull=True)
+            self.filter(user__in=list(result))
+            .listed()
             .values("user")
             .annotate(
                 unread_count=models.Count("pk", filter=models.Q(read_at__isnull=True)),
@@ -170,8 +221,11 @@ class DeliveryQuerySet(models.QuerySet):
         return self.filter(read_at__isnull=True).update(read_at=now, seen_at=Coalesce("seen_at", models.Value(now)))
 
     def mark_unread(self) -> int:
-        """Make these deliveries unread and unseen again (a resend); return how many changed."""
-        return self.exclude(read_at=None, seen_at=None).update(read_at=None, seen_at=None)
+        """Make these deliveries unread and unseen again (a resend); return how many changed.
+
+        They stop taking folds (fold_key): the user may hold a newer unread one of the key.
+        """
+        return self.exclude(read_at=None, seen_at=None).update(read_at=None, seen_at=None, fold_key="")
 
     def mark_seen(self) -> int:
         """Mark these deliveries seen now; return how many changed."""
@@ -193,13 +247,18 @@ class DeliveryQuerySet(models.QuerySet):
         select, params = users.query.get_compiler(using=self.db).as_sql()
         quote = connections[self.db].ops.quote_name
         meta = self.model._meta
-        columns = ", ".join(
-            quote(str(cast(models.Field, meta.get_field(name)).column)) for name in ("notification", "user")
-        )
+        adapt = connections[self.db].ops.adapt_datetimefield_value
+        values = {
+            "notification": notification.pk,
+            "updated_at": adapt(notification.created_at),
+            "expires_at": adapt(notification.expires_at),
+        }
+        columns = ", ".join(quote(str(cast(models.Field, meta.get_field(name)).column)) for name in [*values, "user"])
+        placeholders = ", ".join(["%s"] * len(values))
         with connections[self.db].cursor() as cursor:
             cursor.execute(
-                f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT %s, u.* FROM ({select}) u",
-                [notification.pk, *params],
+                f"INSERT INTO {quote(meta.db_table)} ({columns}) SELECT {placeholders}, u.* FROM ({select}) u",
+                [*values.values(), *params],
             )
             return cursor.rowcount
 
@@ -213,6 +272,18 @@ class Delivery(models.Model):
     read_at = models.DateTimeField(null=True, blank=True)
     seen_at = models.DateTimeField(null=True, blank=True)
     archived_at = models.DateTimeField(null=True, blank=True)
+    # Per reader, since a group send folds for some readers and not others
+    # (livefeed.folding): how many notifications this row stands for, the
+    # newest of them (shown; null: the notification itself), when it last
+    # changed (the inbox order), and its expiry (the shown one's).
+    count = models.PositiveIntegerField(default=1, db_default=1)
+    latest = models.ForeignKey(Notification, models.SET_NULL, null=True, blank=True, related_name="+")
+    updated_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    snoozed_until = models.DateTimeField(null=True, blank=True)
+    # The group key while this row takes folds; cleared once it cannot (snoozed,
+    # resent), so the unique constraint below only ever holds the open one.
+    fold_key = models.CharField(max_length=100, blank=True, default="", db_default="")
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -221,6 +292,13 @@ class Delivery(models.Model):
         verbose_name_plural = _("deliveries")
         constraints = [
             models.UniqueConstraint(fields=["user", "notification"], name="livefeed_delivery_unique"),
+            # At most one unread row per user and group key, even under concurrent
+            # notify() calls: the row that later ones fold into.
+            models.UniqueConstraint(
+                fields=["user", "fold_key"],
+                condition=~models.Q(fold_key="") & models.Q(read_at__isnull=True, archived_at__isnull=True),
+                name="livefeed_delivery_one_open_fold",
+            ),
         ]
         indexes = [
             # A user's unread badge and "unread, newest first" list.
@@ -229,12 +307,38 @@ class Delivery(models.Model):
                 condition=models.Q(read_at__isnull=True, archived_at__isnull=True),
                 name="livefeed_delivery_unread",
             ),
+            # The inbox list, last updated first.
+            models.Index(
+                fields=["user", "-updated_at"],
+                condition=models.Q(archived_at__isnull=True),
+                name="livefeed_delivery_inbox",
+            ),
+            # The due job (livefeed.due): snoozes and expiries that have come.
+            models.Index(
+                fields=["snoozed_until"],
+                condition=models.Q(snoozed_until__isnull=False),
+                name="livefeed_delivery_snoozed",
+            ),
+            models.Index(
+                fields=["expires_at"],
+                condition=models.Q(expires_at__isnull=False, archived_at__isnull=True),
+                name="livefeed_delivery_expiring",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.notification_id} → {self.user_id}"
 
+    def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+        """Return this reader's `notification` event data: the newest content under the first one's id."""
+        shown = self.latest or self.notification
+        data = shown.event_data(unread_count, unseen_count, count=self.count)
+        return data | {
+            "id": self.notification_id,
+            "created_at": _iso(self.notification.created_at),
+            "updated_at": _iso(self.updated_at),
+        }
+
     def item(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
         """Return the inbox API's entry: the event data plus this reader's read_at."""
-        data = self.notification.event_data(unread_count, unseen_count)
-        return data | {"read_at": _iso(self.read_at)}
+        return self.event_data(unread_count, unseen_count) | {"read_at": _iso(self.read_at)}

@@ -7,12 +7,16 @@ locally; the inbox API answers the exact numbers). Events to single users
 carry their exact counts.
 """
 
+import datetime
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import router, transaction
+from django.utils import timezone
 
+from livefeed import folding
+from livefeed.actions import clean_actions
 from livefeed.bridge import refuse_async_context
 from livefeed.channels import BROADCAST, group_channel, user_channel
 from livefeed.publishing import message_for, publish, publish_messages
@@ -34,20 +38,31 @@ def notify(
     url: str = "",
     data: Any = None,
     actor: Any = None,
+    group_key: str | None = None,
+    actions: list[dict[str, str]] | None = None,
+    expires_at: datetime.datetime | None = None,
 ) -> "Notification":
     """Save a notification for one user (or several), a group or everyone; it goes live on commit.
 
     The delivery rows and the live event come from livefeed.signals, so a
     Notification saved any other way (admin, shell) reaches its readers alike.
-    Raises TypeError unless exactly one audience is given, ValueError for an
-    empty audience or oversized data, ValidationError for a bad field.
+    With a group_key it folds into each recipient's unread one of that key
+    (livefeed.folding). Raises TypeError unless exactly one audience is given,
+    ValueError for an empty audience, oversized data, a bad group_key, actions
+    or expires_at, ValidationError for a bad field.
     """
     from livefeed.models import Notification
 
     refuse_async_context("notify")
     users = _recipients(recipient, group, everyone)
     notification = Notification(
-        title=title, body=body, level=level, url=url, data={} if data is None else data, actor=actor
+        title=title,
+        body=body,
+        level=level,
+        url=url,
+        data={} if data is None else data,
+        actor=actor,
+        **_workflow_fields(group_key, actions, expires_at),
     )
     if group is not None:
         notification.audience, notification.group = Notification.Audience.GROUP, group
@@ -55,10 +70,15 @@ def notify(
         notification.audience = Notification.Audience.EVERYONE
     notification.clean_fields(exclude=["actor", "group"])
     message_for(BROADCAST, "notification", notification.event_data())  # size check before saving
-    with transaction.atomic(using=router.db_for_write(Notification)):
+    using = router.db_for_write(Notification)
+    with transaction.atomic(using=using):
         notification.save()
-        if users:
-            notification.recipients.add(*users)
+        if users and group_key:
+            folding.deliver(notification, users, using)
+        elif users:
+            notification.recipients.add(
+                *users, through_defaults={"updated_at": notification.created_at, "expires_at": expires_at}
+            )
     return notification
 
 
@@ -73,6 +93,9 @@ async def anotify(
     url: str = "",
     data: Any = None,
     actor: Any = None,
+    group_key: str | None = None,
+    actions: list[dict[str, str]] | None = None,
+    expires_at: datetime.datetime | None = None,
 ) -> "Notification":
     """Async twin of notify(): the database work and its commit run in a thread."""
     return await sync_to_async(notify)(
@@ -85,11 +108,17 @@ async def anotify(
         url=url,
         data=data,
         actor=actor,
+        group_key=group_key,
+        actions=actions,
+        expires_at=expires_at,
     )
 
 
 def announce(notification: "Notification", users: Iterable[Any] | None = None) -> None:
     """Publish a saved notification to its audience, or to these user ids only."""
+    if notification.group_key:  # each reader's row and count differ (livefeed.folding)
+        folding.announce_folded(notification, router.db_for_write(type(notification)), users)
+        return
     _publish_to_readers(notification, "notification", notification.event_data, users)
 
 
@@ -101,6 +130,14 @@ def announce_read(notification: "Notification") -> None:
         lambda **counts: {"ids": [notification.pk], **counts},
         None,
     )
+
+
+def _workflow_fields(group_key: Any, actions: Any, expires_at: Any) -> dict[str, Any]:
+    """Return notify()'s grouping, actions and expiry as model fields; raise ValueError for bad ones."""
+    folding.validate_group_key(group_key)
+    if expires_at is not None and (not isinstance(expires_at, datetime.datetime) or timezone.is_naive(expires_at)):
+        raise ValueError(f"expires_at must be an aware datetime, not {expires_at!r:.60}.")
+    return {"group_key": group_key or "", "actions": clean_actions(actions), "expires_at": expires_at}
 
 
 def _recipients(recipient: Any, group: Any, everyone: bool) -> list[Any]:

@@ -12,6 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
+from livefeed import folding
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce
 from livefeed.publishing import close_session_streams
@@ -25,6 +26,9 @@ def notification_saved(
     """Give a new group or everyone notification its delivery rows and its live event."""
     if not created or raw or instance.audience == Notification.Audience.USERS:
         return  # a users notification is announced as its recipients are added
+    if instance.group_key:
+        folding.deliver(instance, None, using)  # per reader: some fold, some get a new row
+        return
     with transaction.atomic(using=using):
         Delivery.objects.using(using).fan_out(instance)
         _announce(instance, None)

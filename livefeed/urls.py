@@ -10,4 +10,5 @@ urlpatterns = [
     path("api/notifications/seen-all/", inbox.mark_all_seen, name="seen_all"),
     path("api/notifications/<int:pk>/read/", inbox.mark_read, name="read"),
     path("api/notifications/<int:pk>/archive/", inbox.archive, name="archive"),
+    path("api/notifications/<int:pk>/snooze/", inbox.snooze, name="snooze"),
 ]

@@ -139,6 +139,7 @@ LIVEFEED = {
     # this server only through the event log: sweep it often.
     "RECOVERY_INTERVAL": 2.0 if REDIS_HOSTS else 0.5,
     "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
+    "DUE_INTERVAL": float(os.environ.get("LIVEFEED_DUE_INTERVAL", 30)),
 }
 
 LOGGING = {

@@ -8,6 +8,8 @@ from project import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("send/", views.send, name="send"),
+    path("demos/workflow/send/", views.workflow_send, name="workflow_send"),
+    path("demos/workflow/approve/", views.workflow_approve, name="workflow_approve"),
     path("demos/job/", views.job_demo, name="job_demo"),
     path("demos/job/start/", views.job_start, name="job_start"),
     path("demos/answer/", views.answer_demo, name="answer_demo"),

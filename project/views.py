@@ -1,4 +1,5 @@
 from collections.abc import Callable
+from datetime import timedelta
 from urllib.parse import urlencode
 
 from django import forms
@@ -11,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 import livefeed
@@ -102,6 +104,52 @@ def send(request: HttpRequest) -> HttpResponse:
             messages.success(request, form.described(fields["title"]))
             return redirect(f"{reverse('send')}?{form.choice()}")
     return render(request, "send.html", {"form": form})
+
+
+# Demo: the notification workflow (grouping, actions, expiry) --------------------
+# Any signed-in user sends these to themselves from the home page.
+
+_WORKFLOW_DEMOS: dict[str, Callable[[HttpRequest], dict]] = {
+    "grouped": lambda request: {
+        "title": "{count} new comments on “Q3 plan”",
+        "body": f"The latest at {timezone.localtime():%H:%M:%S}. Send again: this one counts up.",
+        "url": "/",
+        "group_key": "demo:q3-plan:comments",
+    },
+    "actions": lambda request: {
+        "title": "Order 7 awaits your approval",
+        "body": "Approve posts to the demo with your CSRF token; Open is a plain link.",
+        "actions": [
+            {"label": "Approve", "url": reverse("workflow_approve"), "method": "post"},
+            {"label": "Open", "url": reverse("orders_demo")},
+        ],
+    },
+    "expiring": lambda request: {
+        "title": "Flash sale: gone in two minutes",
+        "body": "It leaves the inbox, the badge and every open tab when it expires.",
+        "level": "warning",
+        "expires_at": timezone.now() + timedelta(minutes=2),
+    },
+}
+
+
+@login_required
+@require_POST
+def workflow_send(request: HttpRequest) -> HttpResponse:
+    """Send the signed-in user a grouped, an actionable or an expiring notification."""
+    demo = _WORKFLOW_DEMOS.get(request.POST.get("kind", ""))
+    if demo is None:
+        return JsonResponse({"error": "kind must be grouped, actions or expiring."}, status=400)
+    livefeed.notify(request.user, **demo(request))
+    return redirect("home")
+
+
+@login_required
+@require_POST
+def workflow_approve(request: HttpRequest) -> JsonResponse:
+    """The target of the demo's "Approve" action: a same-origin POST with the CSRF token."""
+    livefeed.notify(request.user, title="Order 7 approved", level="success")
+    return JsonResponse({"approved": True})
 
 
 # Demos: custom channels, streamed answers and model events ---------------------

@@ -152,3 +152,70 @@ def test_a_sent_notification_cannot_be_edited(sender, alice):
 
     assert Notification.objects.get().title == "Fixed"
     assert sender.get(url).status_code == 200  # still viewable
+
+
+def test_compose_sends_a_group_key_actions_and_an_expiry(sender, alice):
+    earlier = livefeed.notify(alice, title="first", group_key="deploys")
+    actions = [{"label": "Open", "url": "/deploys/"}]
+
+    sender.post(
+        ADD_URL,
+        compose(
+            users=[alice.pk],
+            title="{count} deploys",
+            group_key="deploys",
+            actions=json.dumps(actions),
+            expires_at_0="2099-01-01",
+            expires_at_1="08:00:00",
+        ),
+    )
+
+    [row] = Delivery.objects.filter(user=alice)
+    assert row.latest is not None
+    assert (row.notification_id, row.count, row.latest.actions) == (earlier.pk, 2, [actions[0] | {"method": "get"}])
+    assert row.expires_at is not None and row.latest.expires_at == row.expires_at
+    assert notification_events()[-1][1]["title"] == "2 deploys"
+
+
+@pytest.mark.parametrize("preview", ["", "on"])
+def test_compose_refuses_bad_actions_with_the_reason(sender, alice, preview):
+    bad = [{"label": "Go", "url": "https://x.example/", "method": "post"}, {"url": "/x"}]
+
+    response = sender.post(ADD_URL, compose(users=[alice.pk], actions=json.dumps(bad), preview=preview))
+
+    assert response.status_code == 200 and "must be a path on this site" in response.content.decode()
+    assert not Notification.objects.exists()
+
+
+def test_preview_shows_actions_count_key_and_expiry(sender, alice):
+    actions = [{"label": "<i>Approve</i>", "url": "/orders/7/approve/", "method": "post"}]
+    response = sender.post(
+        ADD_URL,
+        compose(
+            users=[alice.pk],
+            title="{count} orders",
+            group_key="orders",
+            actions=json.dumps(actions),
+            expires_at_0="2099-01-01",
+            expires_at_1="08:00:00",
+            preview="on",
+        ),
+    )
+
+    page = response.content.decode()
+    assert "<strong>1 orders</strong>" in page
+    assert "&lt;i&gt;Approve&lt;/i&gt;</button>" in page
+    assert "unread notification with the key “orders”" in page and "Leaves every inbox at" in page
+    assert not Notification.objects.exists()
+
+
+def test_change_list_shows_folded_counts(sender, alice):
+    first = livefeed.notify(alice, title="first", group_key="k")
+    livefeed.notify(alice, title="second", group_key="k")
+    livefeed.notify(alice, title="third", group_key="k")
+
+    response = sender.get(LIST_URL)
+
+    row = next(r for r in response.context["cl"].result_list if r.pk == first.pk)
+    assert row.folded_total == 2
+    assert 'class="field-folded_count">2<' in response.content.decode()

@@ -63,6 +63,12 @@ def test_notify_a_user_reaches_their_stream_only(alice, bob):
                 "unread_count": 1,
                 "unseen_count": 1,
                 "data": {},
+                "count": 1,
+                "group_key": None,
+                "actions": [],
+                "expires_at": None,
+                "updated_at": notification.event_data()["created_at"],
+                "actor": None,
             },
         )
     ]

@@ -1,12 +1,15 @@
 """Real processes: daphne servers sharing a private Redis, publishers in other processes."""
 
+import datetime
 import json
 import signal
 
 import pytest
 from django.contrib.auth.models import User
+from django.utils import timezone
 
-from livefeed.models import Event
+import livefeed
+from livefeed.models import Delivery, Event
 from tests import servers
 from tests.streams import cookie_header, session_for
 
@@ -139,3 +142,31 @@ def _connections_named(application_name: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [application_name])
         return cursor.fetchone()[0]
+
+
+def test_a_due_snooze_comes_back_once_with_two_servers_running_the_job(daphne_servers, database_url, redis_url):
+    alice = User.objects.create_user("alice", password="x")
+    notes = [livefeed.notify(alice, title=f"n{n}") for n in range(20)]
+    cookie = {"Cookie": cookie_header(session_for(alice))}
+    # Both servers run the due job every 0.05 s: they overlap all the time.
+    streams = [
+        servers.SSEClient(server.port, headers=cookie).connected()
+        for server in daphne_servers(2, LIVEFEED_DUE_INTERVAL="0.05")
+    ]
+    try:
+        watermark = Event.objects.latest("id").pk
+        Delivery.objects.update(snoozed_until=timezone.now() - datetime.timedelta(seconds=1))
+        marker = f"import livefeed; livefeed.publish('user.{alice.pk}', 'marker', {{}})"
+        for stream in streams:
+            stream.events(20)
+        servers.manage(servers.server_env(database_url, redis_url), "shell", "-c", marker)
+        received = [stream.events(21) for stream in streams]
+    finally:
+        for stream in streams:
+            stream.close()
+    expected = sorted(note.pk for note in notes)
+    for events in received:
+        assert events[-1].type == "marker"  # nothing more came back before it
+        assert sorted(json.loads(e.data)["id"] for e in events[:-1]) == expected  # each once on every stream
+    logged = Event.objects.filter(pk__gt=watermark, event="notification")
+    assert logged.count() == 20  # one event each, whichever server brought it back

@@ -2,9 +2,11 @@
 
 import json
 import re
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 import livefeed
 from livefeed.models import Delivery, Event
@@ -51,6 +53,16 @@ def test_read_and_archived_notifications_are_not_counted(client, bob, django_cap
     deliveries = Delivery.objects.inbox(bob)
     deliveries.filter(pk=deliveries[0].pk).mark_read()
     deliveries.filter(pk=deliveries[1].pk).archive()
+    assert _badge(_home(client, bob))[0] == "1"
+
+
+def test_snoozed_and_expired_notifications_are_not_counted(client, bob, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 3)
+    past, future = timezone.now() - timedelta(seconds=1), timezone.now() + timedelta(hours=1)
+    first, second, _ = Delivery.objects.inbox(bob)
+    Delivery.objects.filter(pk=first.pk).update(snoozed_until=future)
+    Delivery.objects.filter(pk=second.pk).update(expires_at=past)
     assert _badge(_home(client, bob))[0] == "1"
 
 
@@ -114,3 +126,39 @@ def test_the_include_sets_how_long_toasts_stay(rf, bob):
     assert 'data-toast-timeout="10000"' in html
     plain = Template('{% include "livefeed/widget.html" %}').render(Context({"request": request}))
     assert 'data-toast-timeout=""' in plain  # the script's default, 6 s
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("grouped", {"title": "1 new comments on “Q3 plan”", "group_key": "demo:q3-plan:comments"}),
+        (
+            "actions",
+            {
+                "actions": [
+                    {"label": "Approve", "url": "/demos/workflow/approve/", "method": "post"},
+                    {"label": "Open", "url": "/demos/orders/", "method": "get"},
+                ]
+            },
+        ),
+        ("expiring", {"level": "warning"}),
+    ],
+)
+def test_the_home_page_sends_workflow_demos_to_yourself(client, bob, kind, expected):
+    assert 'value="grouped"' in _home(client, bob)
+
+    assert client.post("/demos/workflow/send/", {"kind": kind}).status_code == 302
+    [item] = client.get("/livefeed/api/notifications/").json()["results"]
+    assert {key: item[key] for key in expected} == expected
+    assert (item["expires_at"] is not None) == (kind == "expiring")
+
+
+def test_the_demo_approve_action_answers_a_csrf_post(bob):
+    from django.test import Client
+
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(bob)
+    assert client.post("/demos/workflow/approve/").status_code == 403
+    token = client.get("/livefeed/api/notifications/").cookies["csrftoken"].value
+    assert client.post("/demos/workflow/approve/", HTTP_X_CSRFTOKEN=token).json() == {"approved": True}
+    assert client.post("/demos/workflow/send/", {"kind": "nope"}, HTTP_X_CSRFTOKEN=token).status_code == 400
