@@ -271,6 +271,23 @@ def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice, que
     assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
 
 
+def test_a_group_channel_is_readable_by_its_members_only(alice, bob):
+    payroll, staff = Group.objects.create(name="payroll"), Group.objects.create(name="staff")
+    bob[0].groups.add(payroll)
+    alice[0].groups.add(staff)
+
+    async def scenario():
+        denied = await Stream(f"/livefeed/stream/?channel=group.{payroll.pk}", session_key=alice[1]).open()
+        body = await denied.json()
+        mine = await Stream(f"/livefeed/stream/?channel=group.{staff.pk}", session_key=alice[1]).open()
+        await mine.close()
+        return denied.status, body, mine.status
+
+    status, body, own_status = run(scenario)
+    assert (status, own_status) == (403, 200)
+    assert f"group.{payroll.pk}" in body["error"]
+
+
 def test_custom_channel_through_the_authorize_hook(alice, settings):
     settings.LIVEFEED = {"AUTHORIZE": "tests.test_stream.only_jobs"}
 
