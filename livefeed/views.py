@@ -6,6 +6,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
@@ -21,6 +22,9 @@ logger = logging.getLogger("livefeed")
 _MAX_CHANNELS = 32
 
 
+# Django refuses ATOMIC_REQUESTS for async views; a stream holds no transaction
+# open for hours anyway: each of its queries commits on its own.
+@transaction.non_atomic_requests
 @csrf_exempt  # GET only and changes nothing: let other methods reach the 405
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:

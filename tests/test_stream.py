@@ -2,12 +2,14 @@
 
 import asyncio
 import gc
+import inspect
 import json
 import threading
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import override_settings
 
 import livefeed
@@ -315,6 +317,28 @@ def test_post_is_405(alice):
         return stream.status
 
     assert run(scenario) == 405
+
+
+def _async_views():
+    from django.urls import URLPattern, get_resolver
+
+    resolver = get_resolver("livefeed.urls")
+    return [p for p in resolver.url_patterns if isinstance(p, URLPattern) and inspect.iscoroutinefunction(p.callback)]
+
+
+@pytest.mark.parametrize("pattern", _async_views(), ids=lambda p: p.name)
+def test_every_async_view_works_with_atomic_requests(alice, monkeypatch, pattern):
+    """ATOMIC_REQUESTS = True is common; Django refuses it for async views not marked non-atomic."""
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+    async def scenario():
+        stream = await Stream(f"/livefeed/{pattern.pattern}", session_key=alice[1]).open()
+        if stream.status == 200:
+            await stream.connected()
+        await stream.close()
+        return stream.status
+
+    assert run(scenario) == 200
 
 
 @override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 2, "MAX_STREAMS": 3})
