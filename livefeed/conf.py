@@ -34,6 +34,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,
+    # Seconds between each process's checks that the sign-in of every open
+    # stream still holds (session alive, password unchanged, user active, still
+    # in its groups); a revoked one ends. At most 60: a stolen session must not
+    # outlive its victim's password reset by long.
+    "REAUTHORIZE_INTERVAL": 30.0,
     # On SIGTERM, streams end with a retry delay of RETRY plus up to this many
     # ms, spreading reconnections; the server stops SHUTDOWN_GRACE s later.
     "SHUTDOWN_SPREAD": 10_000,

@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, shutdown, sse
+from livefeed import conf, eventlog, revocation, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -189,7 +189,7 @@ class Hub:
             # and must not inherit its thread-sensitive context.
             self._tasks = [
                 asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
-                for job in (self._receive, self._tick, self._recover)
+                for job in (self._receive, self._tick, self._recover, self._reauthorize)
             ]
 
     async def _receive(self) -> None:
@@ -275,6 +275,10 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("Could not read the event log to recover lost events")
+
+    async def _reauthorize(self) -> None:
+        # A sign-in revoked elsewhere (password, session, group) ends its streams.
+        await revocation.sweep_forever(self)
 
     async def _refresh_groups(self) -> None:
         # The core Redis layer silently drops members after group_expiry

@@ -12,7 +12,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, sse
+from livefeed import conf, eventlog, revocation, sse
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -30,7 +30,7 @@ _MAX_CHANNELS = 32
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
     try:
-        user, channels = await _open(request)
+        user, channels, grant = await _open(request)
         if channels is None:
             return _error(401, "Sign in to open a livefeed stream.")
         hub = get_hub()
@@ -39,6 +39,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         reader = hub.reserve(
             channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key)
         )
+        revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
     except ChannelDenied as error:
@@ -77,11 +78,11 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
-    """Return the user and the channels they may read (None: must sign in first)."""
+def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None]:
+    """Return the user, the channels they may read (None: must sign in first) and their grant."""
     user = request.user  # the session and user queries run here, in this thread
     if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return user, None
+        return user, None, None
     requested = [validate(name) for name in request.GET.getlist("channel")]
     if len(requested) > _MAX_CHANNELS:
         raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
@@ -91,7 +92,7 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
             raise ChannelDenied(f"You may not read channel {name!r}.")
         if name not in channels:
             channels.append(name)
-    return user, channels
+    return user, channels, revocation.grant_for(user, request.session.session_key, channels)
 
 
 # All connect-time queries in one trip to a worker thread (each trip costs as
