@@ -1,8 +1,9 @@
 """Channel names and who may read them.
 
 A channel maps to the Channels group "livefeed.<name>". Built-in channels:
-"user.<pk>" (one user), "group.<pk>" (members of an auth group) and
-"broadcast" (everyone). Any other name is a custom channel, readable only when a
+"user.<pk>" (one user), "group.<pk>" (members of an auth group), "users"
+(every signed-in user: notify(everyone=True)) and "broadcast" (every stream,
+anonymous ones too under ALLOW_ANONYMOUS). Any other name is a custom channel, readable only when a
 registered pattern or the AUTHORIZE setting says so; denied by default.
 """
 
@@ -22,6 +23,7 @@ from livefeed.exceptions import InvalidChannel
 logger = logging.getLogger("livefeed")
 
 BROADCAST = "broadcast"
+USERS = "users"
 GROUP_PREFIX = "livefeed."
 # Channels group names: ASCII letters, digits, "-", "_", "." and under 100 chars.
 _MAX_NAME = 99 - len(GROUP_PREFIX)
@@ -111,15 +113,15 @@ def default_channels(user: Any) -> list[str]:
     if not user.is_authenticated:
         return [BROADCAST]
     group_ids = user.groups.values_list("pk", flat=True)
-    return [user_channel(user), *(group_channel(pk) for pk in group_ids), BROADCAST]
+    return [user_channel(user), *(group_channel(pk) for pk in group_ids), USERS, BROADCAST]
 
 
 def can_read(user: Any, channel: str, defaults: list[str]) -> bool:
     """Tell whether user may read channel; defaults are the user's built-in channels."""
     if channel in defaults:
         return True
-    if channel.startswith(("user.", "group.")):
-        return False
+    if channel == USERS or channel.startswith(("user.", "group.")):
+        return False  # built-in: a stream has them by who it is, or not at all
     matches = [
         (rank, pattern, authorize, match)
         for pattern, (regex, authorize, rank) in _patterns.items()

@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     # Open streams in this process: of one user (429 past it), and of all users (503).
     "MAX_STREAMS_PER_USER": 10,
     "MAX_STREAMS": 10_000,
+    # Open anonymous streams (ALLOW_ANONYMOUS) from one client address in this
+    # process (429 past it): without it one client could take every slot.
+    "MAX_ANONYMOUS_STREAMS_PER_ADDRESS": 10,
     # Live events buffered for one slow stream before it is closed to catch up.
     "QUEUE_SIZE": 256,
     # Largest JSON payload of one event, in bytes (publish raises ValueError).

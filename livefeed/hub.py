@@ -120,11 +120,17 @@ class Hub:
 
     # Reservations and subscriptions -----------------------------------------
 
-    def reserve(self, channels: list[str], user_key: Any, session: str | None = None) -> Reader:
-        """Return a Reader counted against the stream caps, or raise TooManyStreams."""
+    def reserve(
+        self, channels: list[str], user_key: Any, session: str | None = None, limit: int | None = None
+    ) -> Reader:
+        """Return a Reader counted against the stream caps, or raise TooManyStreams.
+
+        At most `limit` (default MAX_STREAMS_PER_USER) readers share a user_key.
+        """
         if len(self.streams) >= conf.get("MAX_STREAMS"):
             raise TooManyStreams("This server holds all the streams it can.", per_user=False)
-        if user_key is not None and self.per_user.get(user_key, 0) >= conf.get("MAX_STREAMS_PER_USER"):
+        limit = conf.get("MAX_STREAMS_PER_USER") if limit is None else limit
+        if user_key is not None and self.per_user.get(user_key, 0) >= limit:
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
         reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
         self.streams.add(reader)

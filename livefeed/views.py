@@ -36,9 +36,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = hub.reserve(
-            channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key)
-        )
+        reader = _reserve(hub, request, user, channels)
         revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -63,6 +61,21 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     # GZipMiddleware skips a response that already names its encoding (DESIGN §6 trap 11).
     response["Content-Encoding"] = "identity"
     return response
+
+
+def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str]) -> Reader:
+    """Reserve a stream, counted per user, or per client address when anonymous."""
+    session = session_tag(request.session.session_key)
+    if user.is_authenticated:
+        return hub.reserve(channels, user.pk, session)
+    # Per address, not per session: a client can drop its cookie, not its address.
+    address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
+    try:
+        return hub.reserve(channels, address, session, limit=conf.get("MAX_ANONYMOUS_STREAMS_PER_ADDRESS"))
+    except TooManyStreams as error:
+        if error.per_user:
+            raise TooManyStreams("Too many open anonymous streams from this address.", per_user=True) from None
+        raise
 
 
 def _error(status: int, message: str) -> JsonResponse:

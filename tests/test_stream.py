@@ -372,8 +372,8 @@ def test_disconnect_releases_queue_and_group_membership(alice):
         return during, members_during, after, members_after
 
     during, members_during, after, members_after = run(scenario)
-    assert during[0] == 1 and during[1] == {f"user.{alice[0].pk}", "broadcast"}
-    assert members_during == {f"livefeed.user.{alice[0].pk}", "livefeed.broadcast"}
+    assert during[0] == 1 and during[1] == {f"user.{alice[0].pk}", "users", "broadcast"}
+    assert members_during == {f"livefeed.user.{alice[0].pk}", "livefeed.users", "livefeed.broadcast"}
     assert after == (0, set(), {})
     assert members_after == set()
 
