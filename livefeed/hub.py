@@ -222,6 +222,9 @@ class Hub:
                 if reader.session == message["session"]:
                     reader.end()
             return
+        if message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
+            revocation.wake(self)
+            return
         event_id = message.get("id")
         if event_id is not None:
             if event_id <= self.floor or event_id in self.dispatched:

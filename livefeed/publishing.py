@@ -106,12 +106,22 @@ def close_session_streams(user: Any, session_key: str | None) -> None:
     """End the open streams of one signed-in session, on every process (called at logout)."""
     if not session_key:
         return
+    message = {"type": "livefeed.close", "session": session_tag(session_key)}
+    _tell_streams(user, message, "Could not close the streams of a signed-out session")
+
+
+def reauthorize_user_streams(user: Any) -> None:
+    """Have every process re-check its streams' sign-ins now (the user's password, activity or groups changed)."""
+    _tell_streams(user, {"type": "livefeed.reauthorize"}, "Could not ask for an early re-authorization")
+
+
+def _tell_streams(user: Any, message: dict[str, Any], failure: str) -> None:
+    # Best effort: the periodic re-authorization (livefeed.revocation) catches up.
     channel = user_channel(user)
-    message = {"type": "livefeed.close", "channel": channel, "session": session_tag(session_key)}
     try:
-        run(_layer().group_send(group_name(channel), message))
+        run(_layer().group_send(group_name(channel), {**message, "channel": channel}))
     except Exception:
-        logger.warning("Could not close the streams of a signed-out session", exc_info=True)
+        logger.warning(failure, exc_info=True)
 
 
 def _layer() -> Any:

@@ -12,6 +12,7 @@ group it left. How a stream was opened does not matter here: only its grant.
 """
 
 import asyncio
+import contextlib
 import logging
 import weakref
 from collections.abc import Iterable
@@ -49,6 +50,8 @@ class Grant:
 
 # reader -> its grant; weak, so a finished stream's entry goes with its reader
 _grants: "weakref.WeakKeyDictionary[Reader, Grant]" = weakref.WeakKeyDictionary()
+# hub -> the event that runs its next sweep at once
+_wakers: "weakref.WeakKeyDictionary[Hub, asyncio.Event]" = weakref.WeakKeyDictionary()
 
 
 def grant_for(user: Any, session_key: str | None, channels: Iterable[str]) -> Grant | None:
@@ -66,13 +69,23 @@ def track(reader: "Reader", grant: Grant | None) -> None:
         _grants[reader] = grant
 
 
+def wake(hub: "Hub") -> None:
+    """Run hub's next sweep now: a user's password, activity or groups just changed."""
+    _wakers.setdefault(hub, asyncio.Event()).set()
+
+
 async def sweep_forever(hub: "Hub") -> None:
-    """End, every REAUTHORIZE_INTERVAL seconds, the streams of hub whose grant was revoked."""
+    """End, every REAUTHORIZE_INTERVAL seconds or when woken, the streams of hub whose grant was revoked."""
+    woken = _wakers.setdefault(hub, asyncio.Event())
     while True:
         interval = conf.get("REAUTHORIZE_INTERVAL")
-        await asyncio.sleep(interval or _IDLE)
-        if not interval:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), interval or _IDLE)
+        # Wakes during the sweep below are kept for the next one: the change
+        # they announce may have committed after its queries.
+        if not (interval or woken.is_set()):
             continue  # switched off (livefeed.W006 warns): look again later
+        woken.clear()
         try:
             await sweep(hub)
         except asyncio.CancelledError:

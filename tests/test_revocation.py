@@ -8,11 +8,12 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth import logout
 from django.contrib.auth.models import Group, User
 from django.contrib.sessions.backends.db import SessionStore
 from django.contrib.sessions.models import Session
 from django.db import connection
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from django.test.utils import CaptureQueriesContext
 
 import livefeed
@@ -120,3 +121,38 @@ def test_one_sweep_checks_any_number_of_streams_in_the_same_few_queries():
     with CaptureQueriesContext(connection) as for_many:
         assert revocation.revoked(many) == set()
     assert len(for_many) == len(for_few) <= 3
+
+
+def _remove_from_group(user, session_key):
+    user.groups.remove(Group.objects.get(name="staff"))
+
+
+def _group_drops_user(user, session_key):
+    Group.objects.get(name="staff").user_set.remove(user)
+
+
+def _rotate_then_sign_out(user, session_key):
+    # The stream's key is gone, so the sign-out's close message cannot name it.
+    session = SessionStore(session_key)
+    session.load()
+    session.cycle_key()
+    request = RequestFactory().post("/logout/")
+    request.session, request.user = session, user
+    logout(request)
+
+
+@override_settings(LIVEFEED={"REAUTHORIZE_INTERVAL": 3600})
+@pytest.mark.parametrize(
+    "revoke", [_change_password, _deactivate, _remove_from_group, _group_drops_user, _rotate_then_sign_out]
+)
+def test_changes_that_revoke_a_sign_in_end_its_streams_at_once_not_at_the_next_check(revoke):
+    alice = User.objects.create_user("alice", password="x")
+    alice.groups.add(Group.objects.create(name="staff"))
+    key = session_for(alice)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        await sync_to_async(revoke)(alice, key)
+        await stream.finish()  # an hour before the periodic check
+
+    run(scenario)
