@@ -43,7 +43,7 @@ class Grant:
     """What a stream was authorized with; it is revoked once any part stops holding."""
 
     user_pk: Any
-    session_key: str | None
+    session_key: str | None  # None: opened without a session; the other checks still apply
     auth_hash: str | None  # the user's get_session_auth_hash() at connect
     groups: frozenset[str]  # pks of the groups whose channels the stream reads
 
@@ -119,7 +119,7 @@ def revoked(grants: set[Grant]) -> set[Grant]:
         if (
             user is None
             or not getattr(user, "is_active", True)
-            or (live is not None and grant.session_key not in live)
+            or (grant.session_key is not None and live is not None and grant.session_key not in live)
             or (grant.auth_hash is not None and grant.auth_hash != user.get_session_auth_hash())
             or not grant.groups <= memberships.get(grant.user_pk, frozenset())
         ):

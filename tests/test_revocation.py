@@ -123,6 +123,16 @@ def test_one_sweep_checks_any_number_of_streams_in_the_same_few_queries():
     assert len(for_many) == len(for_few) <= 3
 
 
+def test_a_stream_opened_without_a_session_is_judged_by_the_rest_of_its_grant():
+    """However a stream was opened (a session, or some signed ticket), its user's state still counts."""
+    alice = User.objects.create_user("alice", password="x")
+    grant = revocation.grant_for(alice, None, [])
+    assert revocation.revoked({grant}) == set()
+    alice.set_password("changed")
+    alice.save()
+    assert revocation.revoked({grant}) == {grant}
+
+
 def _remove_from_group(user, session_key):
     user.groups.remove(Group.objects.get(name="staff"))
 
