@@ -127,7 +127,7 @@ def revoked(grants: set[Grant]) -> set[Grant]:
     return gone
 
 
-# Off the request threads, closing its DB connection after (DESIGN §6 trap 10).
+# Off the request threads, closing its DB connection after (docs/design.md#trap-10).
 _revoked_in_thread = eventlog.in_thread(revoked, thread_sensitive=False)
 
 

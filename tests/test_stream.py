@@ -273,15 +273,17 @@ def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice, que
     assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
 
 
-def test_a_group_channel_is_readable_by_its_members_only(alice, bob):
+def test_a_group_channel_is_readable_by_its_members_only():
+    carol, dave = User.objects.create_user("carol", password="x"), User.objects.create_user("dave", password="x")
     payroll, staff = Group.objects.create(name="payroll"), Group.objects.create(name="staff")
-    bob[0].groups.add(payroll)
-    alice[0].groups.add(staff)
+    dave.groups.add(payroll)
+    carol.groups.add(staff)
+    key = session_for(carol)
 
     async def scenario():
-        denied = await Stream(f"/livefeed/stream/?channel=group.{payroll.pk}", session_key=alice[1]).open()
+        denied = await Stream(f"/livefeed/stream/?channel=group.{payroll.pk}", session_key=key).open()
         body = await denied.json()
-        mine = await Stream(f"/livefeed/stream/?channel=group.{staff.pk}", session_key=alice[1]).open()
+        mine = await Stream(f"/livefeed/stream/?channel=group.{staff.pk}", session_key=key).open()
         await mine.close()
         return denied.status, body, mine.status
 
@@ -327,12 +329,13 @@ def _async_views():
 
 
 @pytest.mark.parametrize("pattern", _async_views(), ids=lambda p: p.name)
-def test_every_async_view_works_with_atomic_requests(alice, monkeypatch, pattern):
+def test_every_async_view_works_with_atomic_requests(monkeypatch, pattern):
     """ATOMIC_REQUESTS = True is common; Django refuses it for async views not marked non-atomic."""
+    key = session_for(User.objects.create_user("carol", password="x"))
     monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
 
     async def scenario():
-        stream = await Stream(f"/livefeed/{pattern.pattern}", session_key=alice[1]).open()
+        stream = await Stream(f"/livefeed/{pattern.pattern}", session_key=key).open()
         if stream.status == 200:
             await stream.connected()
         await stream.close()
