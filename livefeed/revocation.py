@@ -9,6 +9,8 @@ each process checks the grants of all its streams at once, in a few queries
 whatever their number, and ends the streams whose grant no longer holds. The
 browser reconnects and is authenticated again: 401, or a stream without the
 group it left. How a stream was opened does not matter here: only its grant.
+A password, activity or group change and every sign-out wake the sweep at
+once (livefeed.signals sends a "livefeed.reauthorize" message to each process).
 """
 
 import asyncio
