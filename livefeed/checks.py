@@ -83,3 +83,23 @@ def check_heartbeat(app_configs: Any = None, **kwargs: Any) -> list:
             id="livefeed.W005",
         )
     ]
+
+
+# A stolen session must not outlive its victim's password reset by long.
+_MAX_REAUTHORIZE = 60
+
+
+@register(Tags.security)
+def check_reauthorize(app_configs: Any = None, **kwargs: Any) -> list:
+    """Open streams are re-authorized every REAUTHORIZE_INTERVAL s: a revoked sign-in keeps streaming till then."""
+    interval = conf.get("REAUTHORIZE_INTERVAL")
+    if isinstance(interval, int | float) and not isinstance(interval, bool) and 0 < interval <= _MAX_REAUTHORIZE:
+        return []
+    return [
+        Warning(
+            f"LIVEFEED['REAUTHORIZE_INTERVAL'] is {interval!r}: an open stream keeps streaming that long "
+            "after its sign-in is revoked (sign-out elsewhere, password change, deactivation, group removal).",
+            hint=f"Use a positive number of seconds up to {_MAX_REAUTHORIZE} (default 30).",
+            id="livefeed.W006",
+        )
+    ]

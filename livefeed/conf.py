@@ -20,6 +20,9 @@ DEFAULTS: dict[str, Any] = {
     # Open streams in this process: of one user (429 past it), and of all users (503).
     "MAX_STREAMS_PER_USER": 10,
     "MAX_STREAMS": 10_000,
+    # Open anonymous streams (ALLOW_ANONYMOUS) from one client address in this
+    # process (429 past it): without it one client could take every slot.
+    "MAX_ANONYMOUS_STREAMS_PER_ADDRESS": 10,
     # Live events buffered for one slow stream before it is closed to catch up.
     "QUEUE_SIZE": 256,
     # Largest JSON payload of one event, in bytes (publish raises ValueError).
@@ -42,6 +45,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,
+    # Seconds between each process's checks that the sign-in of every open
+    # stream still holds (session alive, password unchanged, user active, still
+    # in its groups); a revoked one ends. At most 60: a stolen session must not
+    # outlive its victim's password reset by long.
+    "REAUTHORIZE_INTERVAL": 30.0,
     # On SIGTERM, streams end with a retry delay of RETRY plus up to this many
     # ms, spreading reconnections; the server stops SHUTDOWN_GRACE s later.
     "SHUTDOWN_SPREAD": 10_000,

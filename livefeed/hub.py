@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, shutdown, sse
+from livefeed import conf, eventlog, revocation, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -121,11 +121,17 @@ class Hub:
 
     # Reservations and subscriptions -----------------------------------------
 
-    def reserve(self, channels: list[str], user_key: Any, session: str | None = None) -> Reader:
-        """Return a Reader counted against the stream caps, or raise TooManyStreams."""
+    def reserve(
+        self, channels: list[str], user_key: Any, session: str | None = None, limit: int | None = None
+    ) -> Reader:
+        """Return a Reader counted against the stream caps, or raise TooManyStreams.
+
+        At most `limit` (default MAX_STREAMS_PER_USER) readers share a user_key.
+        """
         if len(self.streams) >= conf.get("MAX_STREAMS"):
             raise TooManyStreams("This server holds all the streams it can.", per_user=False)
-        if user_key is not None and self.per_user.get(user_key, 0) >= conf.get("MAX_STREAMS_PER_USER"):
+        limit = conf.get("MAX_STREAMS_PER_USER") if limit is None else limit
+        if user_key is not None and self.per_user.get(user_key, 0) >= limit:
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
         reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
         self.streams.add(reader)
@@ -190,7 +196,7 @@ class Hub:
             # and must not inherit its thread-sensitive context.
             self._tasks = [
                 asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
-                for job in (self._receive, self._tick, self._recover, self._due)
+                for job in (self._receive, self._tick, self._recover, self._due, self._reauthorize)
             ]
 
     async def _receive(self) -> None:
@@ -216,6 +222,9 @@ class Hub:
             for reader in readers:
                 if reader.session == message["session"]:
                     reader.end()
+            return
+        if message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
+            revocation.wake(self)
             return
         event_id = message.get("id")
         if event_id is not None:
@@ -289,6 +298,10 @@ class Hub:
                 raise
             except Exception:
                 logger.exception("Could not bring back snoozed or remove expired notifications")
+
+    async def _reauthorize(self) -> None:
+        # A sign-in revoked elsewhere (password, session, group) ends its streams.
+        await revocation.sweep_forever(self)
 
     async def _refresh_groups(self) -> None:
         # The core Redis layer silently drops members after group_expiry

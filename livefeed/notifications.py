@@ -1,7 +1,7 @@
 """notify() and anotify(): notifications saved for their readers and announced live (docs/design.md#contracts).
 
-Group and everyone notifications go out as ONE event on the group/broadcast
-channel, so it cannot carry per-reader counts: its unread_count and
+Group and everyone notifications go out as ONE event on the group/"users"
+channel (never "broadcast", which anonymous streams read), so it cannot carry per-reader counts: its unread_count and
 unseen_count are null, meaning "yours went up by one" (the widget counts
 locally; the inbox API answers the exact numbers). Events to single users
 carry their exact counts.
@@ -18,7 +18,7 @@ from django.utils import timezone
 from livefeed import folding
 from livefeed.actions import clean_actions
 from livefeed.bridge import refuse_async_context
-from livefeed.channels import BROADCAST, group_channel, user_channel
+from livefeed.channels import BROADCAST, USERS, group_channel, user_channel
 from livefeed.publishing import message_for, publish, publish_messages
 
 if TYPE_CHECKING:
@@ -167,7 +167,7 @@ def _publish_to_readers(
     if users is None and notification.audience != Notification.Audience.USERS:
         unknown = {"unread_count": None, "unseen_count": None}  # one event, many readers
         if notification.audience == Notification.Audience.EVERYONE:
-            publish(BROADCAST, event, data(**unknown))
+            publish(USERS, event, data(**unknown))  # signed-in readers only
         elif notification.group_id is not None:  # its group may have been deleted since
             publish(group_channel(notification.group_id), event, data(**unknown))
         return

@@ -92,9 +92,19 @@ def close_session_streams(user: Any, session_key: str | None) -> None:
     """End the open streams of one signed-in session, on every process (called at logout)."""
     if not session_key:
         return
+    _tell_streams(user, {"type": "livefeed.close", "session": session_tag(session_key)})
+
+
+def reauthorize_user_streams(user: Any) -> None:
+    """Have every process re-check its streams' sign-ins now (the user's password, activity or groups changed)."""
+    _tell_streams(user, {"type": "livefeed.reauthorize"})
+
+
+def _tell_streams(user: Any, message: dict[str, Any]) -> None:
+    # Best effort, in the background: if the layer is down, the periodic
+    # re-authorization (livefeed.revocation) ends those streams a little later.
     channel = user_channel(user)
-    message = {"type": "livefeed.close", "channel": channel, "session": session_tag(session_key)}
-    submit(_send([message], store=False))
+    submit(_send([{**message, "channel": channel}], store=False))
 
 
 def _layer() -> Any:

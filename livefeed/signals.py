@@ -8,6 +8,7 @@ that dies right after the commit still delivers them (livefeed.outbox).
 
 import logging
 from collections.abc import Iterable
+from functools import partial
 from typing import Any
 
 from django.db import transaction
@@ -15,7 +16,7 @@ from django.db import transaction
 from livefeed import folding
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce
-from livefeed.publishing import close_session_streams
+from livefeed.publishing import close_session_streams, reauthorize_user_streams
 
 logger = logging.getLogger("livefeed")
 
@@ -51,6 +52,35 @@ def user_logged_out(sender: type, request: Any, user: Any, **kwargs: Any) -> Non
     """Stop streaming to a session as soon as it signs out, not at its next reconnect."""
     if user is not None and request is not None and hasattr(request, "session"):
         close_session_streams(user, request.session.session_key)
+        # Streams opened under an earlier key of this session (rotated by
+        # login() or update_session_auth_hash()) are not named by the close.
+        reauthorize_user_streams(user)
+
+
+def user_saved(sender: type, instance: Any, created: bool, raw: bool, using: str, **kwargs: Any) -> None:
+    """Re-check the user's open streams on commit when a save may have revoked their sign-in."""
+    # set_password() leaves the raw password in _password until save() is over:
+    # no extra query to tell a password change from a last_login update.
+    if not (created or raw) and (
+        getattr(instance, "_password", None) is not None or not getattr(instance, "is_active", True)
+    ):
+        transaction.on_commit(partial(reauthorize_user_streams, instance.pk), using=using, robust=True)
+
+
+def user_groups_changed(
+    sender: type, instance: Any, action: str, reverse: bool, pk_set: set | None, using: str, **kwargs: Any
+) -> None:
+    """Re-check the open streams of users who left a group, on commit, for that group's channel."""
+    if action not in {"post_remove", "post_clear"}:
+        return
+    if not reverse:  # user.groups.remove(...) / .clear()
+        users = [instance.pk]
+    elif pk_set:  # group.user_set.remove(...)
+        users = sorted(pk_set)
+    else:  # group.user_set.clear(): who left is unknown now; the periodic check ends their streams
+        return
+    for pk in users:
+        transaction.on_commit(partial(reauthorize_user_streams, pk), using=using, robust=True)
 
 
 def _announce(notification: Notification, users: Iterable[Any] | None) -> None:

@@ -6,12 +6,13 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.db import transaction
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, sse
+from livefeed import conf, eventlog, revocation, sse
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -21,20 +22,22 @@ logger = logging.getLogger("livefeed")
 _MAX_CHANNELS = 32
 
 
+# Django refuses ATOMIC_REQUESTS for async views; a stream holds no transaction
+# open for hours anyway: each of its queries commits on its own.
+@transaction.non_atomic_requests
 @csrf_exempt  # GET only and changes nothing: let other methods reach the 405
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
     try:
-        user, channels = await _open(request)
+        user, channels, grant = await _open(request)
         if channels is None:
             return _error(401, "Sign in to open a livefeed stream.")
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = hub.reserve(
-            channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key)
-        )
+        reader = _reserve(hub, request, user, channels)
+        revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
     except ChannelDenied as error:
@@ -60,6 +63,21 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     return response
 
 
+def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str]) -> Reader:
+    """Reserve a stream, counted per user, or per client address when anonymous."""
+    session = session_tag(request.session.session_key)
+    if user.is_authenticated:
+        return hub.reserve(channels, user.pk, session)
+    # Per address, not per session: a client can drop its cookie, not its address.
+    address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
+    try:
+        return hub.reserve(channels, address, session, limit=conf.get("MAX_ANONYMOUS_STREAMS_PER_ADDRESS"))
+    except TooManyStreams as error:
+        if error.per_user:
+            raise TooManyStreams("Too many open anonymous streams from this address.", per_user=True) from None
+        raise
+
+
 def _error(status: int, message: str) -> JsonResponse:
     return JsonResponse({"error": message}, status=status)
 
@@ -73,11 +91,11 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
-    """Return the user and the channels they may read (None: must sign in first)."""
+def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None]:
+    """Return the user, the channels they may read (None: must sign in first) and their grant."""
     user = request.user  # the session and user queries run here, in this thread
     if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return user, None
+        return user, None, None
     requested = [validate(name) for name in request.GET.getlist("channel")]
     if len(requested) > _MAX_CHANNELS:
         raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
@@ -87,7 +105,7 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
             raise ChannelDenied(f"You may not read channel {name!r}.")
         if name not in channels:
             channels.append(name)
-    return user, channels
+    return user, channels, revocation.grant_for(user, request.session.session_key, channels)
 
 
 # All connect-time queries in one trip to a worker thread (each trip costs as

@@ -7,19 +7,28 @@ sends `order.created`, `order.updated` and `order.deleted` events with
 transaction commits (nothing after a rollback: publish() waits for the commit).
 The values are read when the signal fires, so the event shows the row as it
 was saved, even if the instance changes before the commit.
+
+Only the pk and the fields named are sent: events go to every reader of the
+channel and are stored for replay, so sending every field by default would
+ship password hashes and email addresses. An event that cannot be sent (over
+MAX_PAYLOAD, a value JSON cannot hold) is logged; the save goes through.
 """
 
+import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from typing import Any, cast
 
 from django.db.models import Field, Model
 from django.db.models.signals import post_delete, post_save
+from django.utils.encoding import is_protected_type
 
 from livefeed.channels import validate
 from livefeed.publishing import publish
 
 __all__ = ["EVENTS", "unwatch", "watch"]
+
+logger = logging.getLogger("livefeed")
 
 EVENTS = ("created", "updated", "deleted")
 
@@ -35,9 +44,9 @@ def watch(
 ) -> Any:
     """Publish model's created/updated/deleted rows on channel (a name, or a function of the row).
 
-    fields names the fields to send (default: every concrete field; a foreign
-    key sends its id); "pk" is always sent. Watching a model again replaces its
-    settings. Without model, return a class decorator: `@livefeed.watch(channel="orders")`.
+    fields names the fields to send besides "pk" (default: none); a foreign
+    key sends its id. Watching a model again replaces its settings. Without
+    model, return a class decorator: `@livefeed.watch(channel="orders")`.
     """
     if model is None:
         return partial(watch, channel=channel, events=events, fields=fields)
@@ -75,9 +84,7 @@ def _uid(model: type[Model], signal: str) -> str:
 
 def _field_names(model: type[Model], fields: Iterable[str] | None) -> list[str]:
     # Resolved now, so a typo fails at startup instead of on the first save.
-    if fields is None:
-        return [field.name for field in model._meta.concrete_fields if not field.primary_key]
-    names = list(fields)
+    names = list(fields or ())
     for name in names:
         model._meta.get_field(name)  # raises FieldDoesNotExist naming the model
     return names
@@ -85,10 +92,23 @@ def _field_names(model: type[Model], fields: Iterable[str] | None) -> list[str]:
 
 def _data(instance: Model, fields: list[str]) -> dict[str, Any]:
     meta = instance._meta
-    return {
-        "pk": instance.pk,
-        **{name: cast(Field, meta.get_field(name)).value_from_object(instance) for name in fields},
-    }
+    return {"pk": instance.pk, **{name: _value(cast(Field, meta.get_field(name)), instance) for name in fields}}
+
+
+def _value(field: Field, instance: Model) -> Any:
+    # As Django's own serializers do: numbers, dates and None as they are, any
+    # other value through its field (a FieldFile becomes its name).
+    value = field.value_from_object(instance)
+    return value if is_protected_type(value) else field.value_to_string(instance)
+
+
+def _publish(channel: Channel, instance: Model, event: str, fields: list[str]) -> None:
+    # Raising here would fail (or roll back) the model's save over a live event.
+    name = event_name(type(instance), event)
+    try:
+        publish(_channel(channel, instance), name, _data(instance, fields))
+    except (TypeError, ValueError) as error:
+        logger.error("Not publishing %s of pk %s: %s", name, instance.pk, error)
 
 
 def _channel(channel: Channel, instance: Model) -> str:
@@ -109,8 +129,8 @@ def _saved(
     event = "created" if created else "updated"
     if raw or event not in events:  # raw: loaddata, where rows may be half-built
         return
-    publish(_channel(channel, instance), event_name(sender, event), _data(instance, fields))
+    _publish(channel, instance, event, fields)
 
 
 def _deleted(sender: type[Model], instance: Model, *, channel: Channel, fields: list[str], **kwargs: Any) -> None:
-    publish(_channel(channel, instance), event_name(sender, "deleted"), _data(instance, fields))
+    _publish(channel, instance, "deleted", fields)

@@ -74,7 +74,7 @@ def test_staff_with_the_everyone_permission_broadcasts(alice):
 
     assert client.post(ADD_URL, compose(audience="everyone", title="Maintenance")).status_code == 302
 
-    assert [channel for channel, _ in notification_events()] == ["broadcast"]
+    assert [channel for channel, _ in notification_events()] == ["users"]
     assert Delivery.objects.filter(user=alice).exists()
 
 

@@ -4,10 +4,11 @@ import json
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.contrib.auth.models import User
 
 import livefeed
-from livefeed import channels, hub
-from tests.streams import Stream, run
+from livefeed import answers, channels, hub
+from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -134,3 +135,42 @@ def test_ephemeral_events_go_live_without_an_id_and_are_never_replayed(alice_ses
     assert [e.type for e in events] == ["tick", "progress"]
     assert (events[0].last_event_id, bool(events[1].last_event_id)) == ("", True)
     assert [json.loads(e.data) for e in replayed] == [{"percent": 10}, {"percent": 20}]  # no tick
+
+
+def test_the_most_specific_pattern_decides_whatever_the_registration_order(monkeypatch):
+    """A broad pattern registered first must not open the answer channels of other users."""
+    monkeypatch.setattr(channels, "_patterns", {})
+    carol, dave = User.objects.create_user("carol", password="x"), User.objects.create_user("dave", password="x")
+    key = session_for(carol)
+    livefeed.register_channel("{kind}.{owner}.{key}", authorize=lambda user, kind, owner, key: True)
+    livefeed.register_channel("job.{id}", authorize=lambda user, id: False)
+    livefeed.register_channel("job.lobby", authorize=lambda user: True)
+    livefeed.register_channel(answers.PATTERN, answers.authorize)
+    assert open_stream(key, f"answer.{dave.pk}.k1")[0] == 403  # answer.{owner}.{key} decides
+    assert open_stream(key, f"answer.{carol.pk}.k1")[0] == 200
+    assert open_stream(key, "report.7.k1")[0] == 200  # only the broad one matches
+    assert open_stream(key, "job.lobby")[0] == 200  # an exact name beats job.{id}
+    assert open_stream(key, "job.7")[0] == 403
+
+
+@pytest.mark.parametrize(
+    ("general", "specific"),
+    [
+        ("{a}.{b}", "answer.{b}"),
+        ("job.{id}", "job.lobby"),
+        ("job.{id}", "job.x{id}"),
+        ("job.x{id}", "job.xy{id}"),
+        ("{a}.lobby", "job.{b}"),  # the leftmost difference decides
+    ],
+)
+def test_specificity_ranks_literal_over_mixed_over_bare_parts(general, specific):
+    assert channels.specificity(specific) > channels.specificity(general)
+
+
+def test_equally_specific_patterns_that_both_match_deny(monkeypatch):
+    monkeypatch.setattr(channels, "_patterns", {})
+    key = session_for(User.objects.create_user("carol", password="x"))
+    livefeed.register_channel("room.a{x}", authorize=lambda user, x: True)
+    livefeed.register_channel("room.{x}b", authorize=lambda user, x: True)
+    assert open_stream(key, "room.a1")[0] == 200
+    assert open_stream(key, "room.a1b")[0] == 403  # neither may decide alone

@@ -27,6 +27,8 @@ def test_a_broken_setup_fails_manage_py_check(settings):
         ({"DEBUG": False}, "livefeed.W003"),
         ({"MIDDLEWARE": ["some.thirdparty.GzipCompressionMiddleware"]}, "livefeed.W004"),
         ({"LIVEFEED": {"HEARTBEAT": 120}}, "livefeed.W005"),
+        ({"LIVEFEED": {"REAUTHORIZE_INTERVAL": 300}}, "livefeed.W006"),
+        ({"LIVEFEED": {"REAUTHORIZE_INTERVAL": None}}, "livefeed.W006"),
     ],
 )
 def test_each_risky_setting_gets_its_own_check(settings, changes, check_id):
@@ -37,7 +39,13 @@ def test_each_risky_setting_gets_its_own_check(settings, changes, check_id):
 
     messages = [
         message
-        for check in (checks.check_server, checks.check_channel_layer, checks.check_middleware, checks.check_heartbeat)
+        for check in (
+            checks.check_server,
+            checks.check_channel_layer,
+            checks.check_middleware,
+            checks.check_heartbeat,
+            checks.check_reauthorize,
+        )
         for message in check()
     ]
     assert [m.id for m in messages] == [check_id]

@@ -39,7 +39,7 @@ def test_send_to_a_group_and_to_all(alice, bob):
     events = Event.objects.filter(event="notification").order_by("id")
     assert [(e.channel, json.loads(e.data)["title"]) for e in events] == [
         (f"group.{team.pk}", "Team"),
-        ("broadcast", "All"),
+        ("users", "All"),
     ]
     assert Delivery.objects.filter(notification__title="All").count() == 2
 

@@ -123,13 +123,13 @@ def test_group_notification_is_one_event_for_the_members_only(alice, bob):
     assert list(Event.objects.filter(event="notification").values_list("channel", flat=True)) == [f"group.{staff.pk}"]
 
 
-def test_everyone_is_one_broadcast_event_and_a_delivery_per_active_user(alice, bob):
+def test_everyone_is_one_event_to_signed_in_users_and_a_delivery_per_active_user(alice, bob):
     User.objects.create_user("gone", is_active=False)
 
     to_alice, to_bob = watch([alice, bob], lambda: livefeed.notify(everyone=True, title="Maintenance"))
 
     assert [data["title"] for _, data in to_alice] == [data["title"] for _, data in to_bob] == ["Maintenance"]
-    assert list(Event.objects.filter(event="notification").values_list("channel", flat=True)) == ["broadcast"]
+    assert list(Event.objects.filter(event="notification").values_list("channel", flat=True)) == ["users"]
     assert sorted(Delivery.objects.values_list("user__username", flat=True)) == ["alice", "bob"]
 
 

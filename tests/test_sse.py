@@ -1,7 +1,7 @@
 """The wire format, byte for byte, and read back by a parser written to the spec."""
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from livefeed import sse
@@ -66,11 +66,20 @@ def test_parser_reads_back_exactly_what_was_encoded(data, event, event_id):
     assert parser.retry == 1000
 
 
-@given(st.lists(st.text(st.characters(blacklist_categories=["Cs"])), max_size=5))
-def test_user_content_never_adds_a_field(parts):
-    """Whatever the data holds, the stream carries exactly one event with that id."""
-    data = "\n".join(parts)
+# Pieces of user content that look like fields, and every line break a parser
+# honours (WHATWG: CRLF, a lone CR, a lone LF): a lone CR must split as well.
+field_like = st.sampled_from(["id: 99", "event: forged", "data: forged", "retry: 1", ": comment", "", "x"])
+line_breaks = st.sampled_from(["\n", "\r", "\r\n"])
+content = st.lists(st.one_of(field_like, st.text(st.characters(blacklist_categories=["Cs"]))), min_size=1, max_size=5)
+
+
+@example(parts=["x", "id: 99", "", "data: forged"], breaks=["\r"] * 3)  # "x\rid: 99\r\rdata: forged"
+@given(parts=content, breaks=st.lists(line_breaks, min_size=4, max_size=4))
+def test_user_content_never_adds_a_field(parts, breaks):
+    """Whatever the data holds, the stream carries exactly one event with that id and that data."""
+    data = parts[0] + "".join(brk + part for brk, part in zip(breaks, parts[1:], strict=False))
     parser = Parser()
     events = parser.feed(sse.encode(data, event="notification", id=5) + sse.encode("next", id=6))
     assert [(e.type, e.last_event_id) for e in events] == [("notification", "5"), ("message", "6")]
+    assert events[0].data == data.replace("\r\n", "\n").replace("\r", "\n")
     assert parser.retry is None

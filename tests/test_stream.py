@@ -2,13 +2,15 @@
 
 import asyncio
 import gc
+import inspect
 import json
 import threading
 
 import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
-from django.contrib.auth.models import Group
+from django.contrib.auth.models import Group, User
+from django.db import connection
 from django.test import override_settings
 
 import livefeed
@@ -16,7 +18,7 @@ from livefeed import eventlog, hub
 from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
 from tests import middleware
-from tests.streams import Stream, run
+from tests.streams import Stream, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -264,6 +266,25 @@ def test_channels_the_user_may_not_read_are_refused_before_any_stream(alice_sess
     assert hub._hubs == {} or not next(iter(hub._hubs.values())).streams
 
 
+def test_a_group_channel_is_readable_by_its_members_only():
+    carol, dave = User.objects.create_user("carol", password="x"), User.objects.create_user("dave", password="x")
+    payroll, staff = Group.objects.create(name="payroll"), Group.objects.create(name="staff")
+    dave.groups.add(payroll)
+    carol.groups.add(staff)
+    key = session_for(carol)
+
+    async def scenario():
+        denied = await Stream(f"/livefeed/stream/?channel=group.{payroll.pk}", session_key=key).open()
+        body = await denied.json()
+        mine = await Stream(f"/livefeed/stream/?channel=group.{staff.pk}", session_key=key).open()
+        await mine.close()
+        return denied.status, body, mine.status
+
+    status, body, own_status = run(scenario)
+    assert (status, own_status) == (403, 200)
+    assert f"group.{payroll.pk}" in body["error"]
+
+
 def test_custom_channel_through_the_authorize_hook(alice_session, settings):
     settings.LIVEFEED = {"AUTHORIZE": "tests.test_stream.only_jobs"}
 
@@ -291,6 +312,29 @@ def test_post_is_405(alice_session):
         return stream.status
 
     assert run(scenario) == 405
+
+
+def _async_views():
+    from django.urls import URLPattern, get_resolver
+
+    resolver = get_resolver("livefeed.urls")
+    return [p for p in resolver.url_patterns if isinstance(p, URLPattern) and inspect.iscoroutinefunction(p.callback)]
+
+
+@pytest.mark.parametrize("pattern", _async_views(), ids=lambda p: p.name)
+def test_every_async_view_works_with_atomic_requests(monkeypatch, pattern):
+    """ATOMIC_REQUESTS = True is common; Django refuses it for async views not marked non-atomic."""
+    key = session_for(User.objects.create_user("carol", password="x"))
+    monkeypatch.setitem(connection.settings_dict, "ATOMIC_REQUESTS", True)
+
+    async def scenario():
+        stream = await Stream(f"/livefeed/{pattern.pattern}", session_key=key).open()
+        if stream.status == 200:
+            await stream.connected()
+        await stream.close()
+        return stream.status
+
+    assert run(scenario) == 200
 
 
 @override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 2, "MAX_STREAMS": 3})
@@ -324,8 +368,8 @@ def test_disconnect_releases_queue_and_group_membership(alice, alice_session):
         return during, members_during, after, members_after
 
     during, members_during, after, members_after = run(scenario)
-    assert during[0] == 1 and during[1] == {f"user.{alice.pk}", "broadcast"}
-    assert members_during == {f"livefeed.user.{alice.pk}", "livefeed.broadcast"}
+    assert during[0] == 1 and during[1] == {f"user.{alice.pk}", "users", "broadcast"}
+    assert members_during == {f"livefeed.user.{alice.pk}", "livefeed.users", "livefeed.broadcast"}
     assert after == (0, set(), {})
     assert members_after == set()
 

@@ -1,12 +1,14 @@
 """Model events: livefeed.watch() publishes rows as they change, after commit only (issue 6)."""
 
 import json
+import uuid
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import FieldDoesNotExist
-from django.db import transaction
+from django.db import connection, models, transaction
+from django.test.utils import isolate_apps
 
 import livefeed
 from livefeed import channels
@@ -99,7 +101,57 @@ def test_the_channel_can_depend_on_the_row():
         group = Group.objects.create(name="Red")
     finally:
         livefeed.unwatch(Group)
-    assert published() == [("team.red", "group.created", {"pk": group.pk, "name": "Red"})]
+    assert published() == [("team.red", "group.created", {"pk": group.pk})]
+
+
+def test_without_fields_only_the_pk_goes_out_never_the_password_hash():
+    """Events are stored for replay and go to every reader: a field is sent only when named."""
+    livefeed.watch(User, channel="users")
+    try:
+        user = User.objects.create_user("alice", email="alice@example.com", password="secret")
+    finally:
+        livefeed.unwatch(User)
+    assert published() == [("users", "user.created", {"pk": user.pk})]
+
+
+def test_each_field_is_serialized_by_its_own_value_to_string_and_a_file_field_still_saves():
+    with isolate_apps("tests"):
+
+        class Document(models.Model):
+            title = models.CharField(max_length=50)
+            attachment = models.FileField(upload_to="docs/")
+            token = models.UUIDField(default=uuid.uuid4)
+            size = models.IntegerField(default=0)
+
+            class Meta:
+                app_label = "tests"
+
+            def __str__(self):
+                return self.title
+
+        with connection.schema_editor() as editor:
+            editor.create_model(Document)
+        livefeed.watch(Document, channel="documents", events=("created",), fields=("attachment", "token", "size"))
+        try:
+            document = Document._default_manager.create(title="Q3", attachment="docs/q3.pdf", size=12)
+        finally:
+            livefeed.unwatch(Document)
+            with connection.schema_editor() as editor:
+                editor.delete_model(Document)
+    data = {"pk": document.pk, "attachment": "docs/q3.pdf", "token": str(document.token), "size": 12}
+    assert published() == [("documents", "document.created", data)]
+
+
+def test_an_oversized_event_is_logged_and_the_save_goes_through(settings, caplog):
+    settings.LIVEFEED = {"MAX_PAYLOAD": 100}
+    livefeed.watch(Group, channel="groups", fields=("name",))
+    try:
+        group = Group.objects.create(name="x" * 150)
+    finally:
+        livefeed.unwatch(Group)
+    assert Group.objects.filter(pk=group.pk).exists()
+    assert published() == []
+    assert "group.created" in caplog.text and "MAX_PAYLOAD" in caplog.text
 
 
 def test_foreign_keys_send_their_id_and_values_become_json():
@@ -119,7 +171,7 @@ def test_foreign_keys_send_their_id_and_values_become_json():
 
 
 def test_unwatch_stops_the_events():
-    livefeed.watch(Group, channel="groups")
+    livefeed.watch(Group, channel="groups", fields=("name",))
     livefeed.unwatch(Group)
     Group.objects.create(name="Silent")
     assert published() == []
@@ -135,7 +187,7 @@ def test_mistakes_fail_when_watching_not_on_the_first_save():
 
 
 def test_watch_works_as_a_class_decorator():
-    assert livefeed.watch(channel="groups", events=("created",))(Group) is Group
+    assert livefeed.watch(channel="groups", events=("created",), fields=("name",))(Group) is Group
     try:
         group = Group.objects.create(name="Decorated")
     finally:

@@ -1,0 +1,179 @@
+"""Re-authorization of open streams: a revoked sign-in stops streaming within REAUTHORIZE_INTERVAL.
+
+A stream is authorized once, when it opens; a sign-out elsewhere, a password
+change, a deactivated user, a deleted or expired session or a group the user
+left would otherwise keep an open stream receiving until TCP dies. Each
+stream of a signed-in user records the grant it was opened with (user, session
+key, session auth hash, group channels); every REAUTHORIZE_INTERVAL seconds
+each process checks the grants of all its streams at once, in a few queries
+whatever their number, and ends the streams whose grant no longer holds. The
+browser reconnects and is authenticated again: 401, or a stream without the
+group it left. How a stream was opened does not matter here: only its grant.
+A password, activity or group change and every sign-out wake the sweep at
+once (livefeed.signals sends a "livefeed.reauthorize" message to each process).
+"""
+
+import asyncio
+import contextlib
+import logging
+import weakref
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.exceptions import FieldDoesNotExist
+from django.utils import timezone
+
+from livefeed import conf, eventlog
+
+if TYPE_CHECKING:
+    from livefeed.hub import Hub, Reader
+
+logger = logging.getLogger("livefeed")
+
+# Seconds between looks at the setting while re-authorization is off.
+_IDLE = 60
+# Ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+_BATCH = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What a stream was authorized with; it is revoked once any part stops holding."""
+
+    user_pk: Any
+    session_key: str | None  # None: opened without a session; the other checks still apply
+    auth_hash: str | None  # the user's get_session_auth_hash() at connect
+    groups: frozenset[str]  # pks of the groups whose channels the stream reads
+
+
+# reader -> its grant; weak, so a finished stream's entry goes with its reader
+_grants: "weakref.WeakKeyDictionary[Reader, Grant]" = weakref.WeakKeyDictionary()
+# hub -> the event that runs its next sweep at once
+_wakers: "weakref.WeakKeyDictionary[Hub, asyncio.Event]" = weakref.WeakKeyDictionary()
+
+
+def grant_for(user: Any, session_key: str | None, channels: Iterable[str]) -> Grant | None:
+    """Return the grant of a stream opened by user with channels (None for anonymous streams)."""
+    if not user.is_authenticated:
+        return None
+    auth_hash = user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else None
+    groups = frozenset(name.removeprefix("group.") for name in channels if name.startswith("group."))
+    return Grant(user.pk, session_key, auth_hash, groups)
+
+
+def track(reader: "Reader", grant: Grant | None) -> None:
+    """Check reader's grant on every sweep from now on."""
+    if grant is not None:
+        _grants[reader] = grant
+
+
+def wake(hub: "Hub") -> None:
+    """Run hub's next sweep now: a user's password, activity or groups just changed."""
+    _wakers.setdefault(hub, asyncio.Event()).set()
+
+
+async def sweep_forever(hub: "Hub") -> None:
+    """End, every REAUTHORIZE_INTERVAL seconds or when woken, the streams of hub whose grant was revoked."""
+    woken = _wakers.setdefault(hub, asyncio.Event())
+    while True:
+        interval = conf.get("REAUTHORIZE_INTERVAL")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), interval or _IDLE)
+        # Wakes during the sweep below are kept for the next one: the change
+        # they announce may have committed after its queries.
+        if not (interval or woken.is_set()):
+            continue  # switched off (livefeed.W006 warns): look again later
+        woken.clear()
+        try:
+            await sweep(hub)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logger.exception("Could not re-authorize open streams; trying again next interval")
+
+
+async def sweep(hub: "Hub") -> None:
+    """Check the grants of all of hub's streams at once; end the revoked ones."""
+    tracked = [(reader, grant) for reader in list(hub.streams) if (grant := _grants.get(reader)) is not None]
+    if not tracked:
+        return
+    revoked = await _revoked_in_thread({grant for _, grant in tracked})
+    ended = [reader for reader, grant in tracked if grant in revoked]
+    for reader in ended:
+        _grants.pop(reader, None)
+        reader.end()  # the client reconnects and is authenticated again
+    if ended:
+        logger.info("Ended %d stream(s) whose sign-in was revoked", len(ended))
+
+
+def revoked(grants: set[Grant]) -> set[Grant]:
+    """Return the grants that no longer hold: a few queries for any number of grants."""
+    live = _live_sessions({grant.session_key for grant in grants if grant.session_key})
+    users = _users({grant.user_pk for grant in grants})
+    memberships = _memberships({grant.user_pk for grant in grants if grant.groups})
+    gone = set()
+    for grant in grants:
+        user = users.get(grant.user_pk)
+        if (
+            user is None
+            or not getattr(user, "is_active", True)
+            or (grant.session_key is not None and live is not None and grant.session_key not in live)
+            or (grant.auth_hash is not None and grant.auth_hash != user.get_session_auth_hash())
+            or not grant.groups <= memberships.get(grant.user_pk, frozenset())
+        ):
+            gone.add(grant)
+    return gone
+
+
+# Off the request threads, closing its DB connection after (docs/design.md#trap-10).
+_revoked_in_thread = eventlog.in_thread(revoked, thread_sensitive=False)
+
+
+def _batches(values: set[Any]) -> Iterable[list[Any]]:
+    ordered = list(values)
+    for start in range(0, len(ordered), _BATCH):
+        yield ordered[start : start + _BATCH]
+
+
+def _live_sessions(keys: set[str]) -> set[str] | None:
+    """Return which of keys are unexpired sessions; None when the engine cannot tell."""
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if hasattr(store, "get_model_class"):  # the db and cached_db engines: one table
+        model, now = store.get_model_class(), timezone.now()
+        live: set[str] = set()
+        for batch in _batches(keys):
+            rows = model.objects.filter(session_key__in=batch, expire_date__gt=now)
+            live.update(rows.values_list("session_key", flat=True))
+        return live
+    if settings.SESSION_ENGINE.endswith("signed_cookies"):
+        return None  # the session lives in the browser: nothing on the server to delete
+    return {key for key in keys if store().exists(key)}  # cache and custom engines
+
+
+def _users(pks: set[Any]) -> dict[Any, Any]:
+    model = get_user_model()
+    users: dict[Any, Any] = {}
+    for batch in _batches(pks):
+        users.update((user.pk, user) for user in model._default_manager.filter(pk__in=batch))
+    return users
+
+
+def _memberships(pks: set[Any]) -> dict[Any, frozenset[str]]:
+    """Return the group pks (as text, like channel names) of each user in pks."""
+    if not pks:
+        return {}
+    try:
+        field: Any = get_user_model()._meta.get_field("groups")
+    except FieldDoesNotExist:
+        return {}
+    rows = field.remote_field.through._default_manager
+    user_id, group_id = f"{field.m2m_field_name()}_id", f"{field.m2m_reverse_field_name()}_id"
+    found: dict[Any, set[str]] = {}
+    for batch in _batches(pks):
+        for user, group in rows.filter(**{f"{user_id}__in": batch}).values_list(user_id, group_id):
+            found.setdefault(user, set()).add(str(group))
+    return {user: frozenset(groups) for user, groups in found.items()}
