@@ -6,6 +6,12 @@ PORT ?= 8000
 .venv/.installed: requirements.txt scripts/venv.sh
 	bash scripts/venv.sh
 
+# ESLint for `make lint`; the widget's JavaScript tests need Node alone (node --test).
+node_modules/.installed: package.json package-lock.json
+	command -v npm >/dev/null 2>&1 || bash scripts/test-deps.sh
+	npm ci --no-audit --no-fund
+	touch $@
+
 .venv-django52/.installed: requirements.txt scripts/venv.sh
 	VENV=.venv-django52 DJANGO="Django~=5.2.0" bash scripts/venv.sh
 
@@ -15,11 +21,13 @@ demo: .venv/.installed
 	@echo "Open http://127.0.0.1:$(PORT)/ and sign in."
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
-test: .venv/.installed
+test: .venv/.installed node_modules/.installed
 	bash scripts/test-deps.sh
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
+	npx eslint
+	node --test tests/js/
 	$(PY) -m pytest
 	@url=$$(bash scripts/postgres-url.sh); \
 	if [ -n "$$url" ]; then echo "== the suite again on PostgreSQL ($$url)"; DATABASE_URL=$$url $(PY) -m pytest; \
@@ -31,6 +39,7 @@ test-django52: .venv-django52/.installed
 	@echo "== the suite again on Django 5.2 LTS"
 	.venv-django52/bin/python -m pytest --ignore=tests/test_browser.py --ignore=tests/test_browser_demos.py
 
-lint: .venv/.installed
+lint: .venv/.installed node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
+	npx eslint

@@ -76,9 +76,14 @@ def base_url(server: servers.Process) -> str:
 def signed_in(browser: Browser, server: servers.Process, user, **options):
     """Return a browser context (one "browser profile") signed in as user."""
     context = browser.new_context(base_url=base_url(server), **options)
+    sign_in(context, server, user)
+    return context
+
+
+def sign_in(context, server: servers.Process, user) -> None:
+    """Give a browser context the cookie of a new session signed in as user."""
     session_key = off_loop(session_for, user)
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base_url(server)}])
-    return context
 
 
 def open_home(context) -> Page:

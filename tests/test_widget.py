@@ -118,3 +118,33 @@ def test_the_include_sets_how_long_toasts_stay(rf, bob):
     assert 'data-toast-timeout="10000"' in html
     plain = Template('{% include "livefeed/widget.html" %}').render(Context({"request": request}))
     assert 'data-toast-timeout=""' in plain  # the script's default, 6 s
+
+
+def test_the_widget_loads_the_stream_before_the_bell_that_starts_it(client, bob):
+    html = _home(client, bob)
+    scripts = re.findall(r'<script src="/static/livefeed/([\w-]+\.js)" defer>', html)
+    assert scripts[:2] == ["livefeed-stream.js", "livefeed.js"]
+    assert re.search(r"<div class=\"livefeed\" data-livefeed [^>]* data-widget\s", html)
+
+
+def test_a_page_without_the_bell_includes_the_stream_alone(rf, bob, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import AnonymousUser
+    from django.template import Context, Template
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 1)
+    request = rf.get("/")
+    request.user = bob
+    include = Template('{% include "livefeed/stream.html" with livefeed_channels="orders" livefeed_events="done" %}')
+    html = include.render(Context({"request": request}))
+    root = re.search(r"<div data-livefeed ([^>]*) hidden>", html)[1]
+    assert dict(re.findall(r'data-([\w-]+)="([^"]*)"', root)) == {
+        "stream-url": "/livefeed/stream/",
+        "last-event-id": str(Event.objects.latest("id").pk),
+        "channels": "orders",
+        "events": "done",
+    }
+    assert re.findall(r'<script src="/static/livefeed/([\w-]+\.js)"', html) == ["livefeed-stream.js"]
+    assert "livefeed-bell" not in html
+    request.user = AnonymousUser()
+    assert "data-livefeed" not in include.render(Context({"request": request}))
