@@ -63,6 +63,18 @@ test("without Web Locks heartbeats elect one leader, and a follower takes over w
   assert.equal(next.url.searchParams.get("lastEventId"), "8");
 });
 
+test("without Web Locks, of two leaders that hear each other at last, one steps down", async () => {
+  const browser = new Browser();
+  browser.partitioned = true;
+  await openTabs(browser, 2, { withLocks: false });
+  await browser.clock.tick(5_000);
+  assert.equal(browser.live.length, 2);
+  browser.partitioned = false;
+  await browser.clock.tick(5_000);
+  assert.equal(browser.live.length, 1);
+  assert.equal(browser.sources.length, 2, "the one that stepped down follows, and does not lead again");
+});
+
 test("every event becomes a livefeed:<name> DOM event on the root, then on document", async () => {
   const browser = new Browser();
   const [tab] = await openTabs(browser, 1);

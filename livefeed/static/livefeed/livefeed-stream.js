@@ -204,8 +204,9 @@
       let beat = Date.now() - 2000; // no answer to our "want" within ~1 s: lead
       relay.addEventListener("message", ({ data: m }) => {
         if (m.type === "bye") beat = 0;
-        else if (m.from && leader && m.from < me) resign();
-        else if (m.from && !leader) beat = Date.now();
+        else if (!m.from || (leader && m.from > me)) return;
+        if (leader) resign(); // and follow the other one: heard from just now
+        beat = Date.now();
       });
       addEventListener("pagehide", () => leader && relay.postMessage({ type: "bye" }));
       const tick = () => {
