@@ -259,6 +259,34 @@ def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_serve
             assert streams_opened(server, since) in (2, 3)
 
 
+def test_a_tab_opened_after_signing_in_again_is_live_not_stuck_behind_a_signed_out_leader(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        leader, tab = open_home(context), open_home(context)
+        refused = []
+
+        def refused_twice(response) -> bool:
+            # The browser's own reconnect, then the widget's retry: the leader has given up.
+            if "/livefeed/stream/" in response.url and response.status == 401:
+                refused.append(response.url)
+            return len(refused) == 2
+
+        with leader.expect_response(refused_twice, timeout=20_000):
+            tab.get_by_role("button", name="Sign out").click()  # ends this session's streams
+        expect(leader.locator(".livefeed-conn")).to_have_attribute("data-state", "offline")
+
+        # Signed in again (a new session), the tab opens the home page.
+        sign_in(context, server, bob)
+        tab.goto("/")
+        expect(tab.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        notify(bob, "Welcome back")
+        for page in (tab, leader):
+            expect(toasts(page, "Welcome back")).to_be_visible(timeout=5_000)
+            expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open")
+
+
 def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")

@@ -183,6 +183,25 @@ test("a server refusing a channel (403) gets a stream without the page's channel
   assert.match(tab.errors[0], /a subscribed channel was refused/);
 });
 
+test("a leader signed out (401) stays offline until a newly opened tab, signed in again, brings it back", async () => {
+  const browser = new Browser();
+  const [leader] = await openTabs(browser, 1);
+  browser.status = 401;
+  browser.sources[0].fail();
+  await browser.clock.tick(60_000);
+  assert.equal(browser.sources.length, 1, "no stream while signed out");
+  assert.equal(leader.state, "offline");
+
+  browser.status = 200; // signed in again, in a new tab
+  const [tab] = await openTabs(browser, 1);
+  assert.equal(browser.live.length, 1);
+  assert.equal(browser.live[0].tab, leader);
+  browser.live[0].open();
+  await settle();
+  assert.equal(tab.state, "open");
+  assert.equal(leader.state, "open");
+});
+
 test("a channel name outside A-Za-z0-9_.- throws a TypeError", async () => {
   const browser = new Browser();
   const [tab] = await openTabs(browser, 1);

@@ -32,6 +32,7 @@
     let state = "";
     let attempt = 0;
     let retryTimer = 0;
+    let signedOut = false; // the server answered 401: wait for a sign of a new session
 
     // Delivery ------------------------------------------------------------------
     const delivered = new Set(); // event ids delivered lately
@@ -99,6 +100,7 @@
     function connect() {
       clearTimeout(retryTimer);
       source?.close();
+      signedOut = false;
       const url = streamUrl();
       previousId = "";
       const es = (source = new EventSource(url));
@@ -126,7 +128,12 @@
       );
       abort.abort();
       if (!leader) return;
-      if (code === 401) return; // signed out: stay offline until the page reloads
+      // Signed out: stay offline, without asking again, until a tab of this
+      // browser opens a page (then perhaps signed in again).
+      if (code === 401) {
+        signedOut = true;
+        return;
+      }
       if ((code === 400 || code === 403) && channels.size) {
         console.error("livefeed: a subscribed channel was refused; streaming without", [...channels]);
         channels.clear();
@@ -184,6 +191,7 @@
       if (m.type === "want" && leader) {
         const since = /^\d+$/.test(m.since || "") ? m.since : "";
         want(m.names, m.channels.filter((channel) => CHANNEL.test(channel)), since);
+        if (signedOut) connect(); // a page of this site opened: signed in again?
         status(state); // tell the new tab how the stream is doing
       } else if (leader) {
         return;
