@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connections
+from django.db.models import Max
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 import livefeed
+from livefeed.models import Event, Notification
+from livefeed.notifications import announce
 from tests import servers
 from tests.streams import session_for
 
@@ -285,6 +289,53 @@ def test_a_tab_opened_after_signing_in_again_is_live_not_stuck_behind_a_signed_o
         for page in (tab, leader):
             expect(toasts(page, "Welcome back")).to_be_visible(timeout=5_000)
             expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open")
+
+
+def test_a_notification_resent_as_unread_counts_again_in_the_page_that_read_it(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        pk = notify(bob, "Read me twice")
+        expect(toasts(page, "Read me twice")).to_be_visible(timeout=5_000)
+        page.locator(".livefeed-bell").click()
+        item = page.locator(".livefeed-item", has_text="Read me twice")
+        with page.expect_response(lambda response: response.url.endswith(f"/{pk}/read/")):
+            item.get_by_role("button", name="Mark as read").click()
+        expect(badge(page)).to_be_hidden()
+
+        def resend():  # what the admin's "Resend selected notifications as unread" does
+            notification = Notification.objects.get(pk=pk)
+            notification.deliveries.mark_unread()
+            announce(notification)
+
+        off_loop(resend)
+        expect(badge(page)).to_have_text("1", timeout=5_000)
+        expect(item).to_have_class(re.compile("livefeed-unread"))
+        expect(toasts(page, "Read me twice")).to_have_count(0, timeout=10_000)  # the first toast went; no second
+
+
+def test_a_group_notification_the_server_counted_is_not_counted_again_when_replayed(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    staff = Group.objects.create(name="staff")
+    bob.groups.add(staff)
+    before = Event.objects.aggregate(high=Max("id"))["high"] or 0
+    off_loop(livefeed.notify, group=staff, title="For the group")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+
+        def rendered_in_between(route):
+            # The page reads the log position, then the counts: an event committed in
+            # between is replayed to a page whose count already has it.
+            response = route.fetch()
+            body = re.sub(r'data-last-event-id="\d+"', f'data-last-event-id="{before}"', response.text())
+            route.fulfill(response=response, body=body)
+
+        context.route(f"{base_url(server)}/", rendered_in_between)
+        page = open_home(context)
+        expect(toasts(page, "For the group")).to_be_visible(timeout=5_000)
+        expect(badge(page)).to_have_text("1")
 
 
 def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_servers):

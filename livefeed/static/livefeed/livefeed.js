@@ -72,7 +72,10 @@
   // What this page knows: the counts rendered on the server, then kept live.
   let unread = Number(cfg.unreadCount) || 0;
   let unseen = Number(cfg.unseenCount) || 0;
-  let newest = Number(cfg.newestId) || 0; // the newest notification this page knows of
+  // Notifications up to this id were in the counts the server rendered: a group
+  // event for one of them, replayed after the page's log position, is no news.
+  const rendered = Number(cfg.newestId) || 0;
+  let newest = rendered; // the newest notification this page knows of
   const items = new Map(); // notification id -> <li> of the inbox
 
   // Counts -------------------------------------------------------------------
@@ -361,10 +364,19 @@
 
   // Events -------------------------------------------------------------------
   function notified(n, fresh) {
-    if (!fresh || typeof n !== "object" || n === null) return;
-    // Group and broadcast notifications carry no per-user count: count locally.
-    setUnread(typeof n.unread_count === "number" ? n.unread_count : unread + 1);
-    unseen = typeof n.unseen_count === "number" ? n.unseen_count : unseen + 1;
+    if (typeof n !== "object" || n === null) return;
+    // A user's event carries the exact counts, also when it is a resend of one
+    // this page has; group and broadcast events carry none: count locally.
+    if (typeof n.unread_count === "number") setCounts(n);
+    else if (fresh && !(n.id != null && n.id <= rendered)) {
+      setUnread(unread + 1);
+      unseen += 1;
+    }
+    if (!fresh) {
+      const li = items.get(n.id);
+      if (li && !n.read_at) setUnreadAgain(li); // resent as unread
+      return;
+    }
     if (n.id != null) newest = Math.max(newest, n.id);
     if (loaded) {
       list.prepend(render(n));
