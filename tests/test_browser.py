@@ -367,6 +367,41 @@ def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_server
         assert follower.evaluate("heard") == ["v2", "Heard by page code", "Heard by page code"]
 
 
+def stream_only_page(user) -> str:
+    """Return a page that includes livefeed/stream.html and no widget, rendered for user."""
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = user
+    include = Template('{% include "livefeed/stream.html" with livefeed_events="deploy" %}')
+    return f'<!doctype html><html lang="en"><body>{include.render(Context({"request": request}))}</body></html>'
+
+
+def test_a_page_with_the_stream_alone_shares_the_one_connection_with_the_widget(daphne_servers):
+    (server,) = daphne_servers(1, LIVEFEED_LOG_LEVEL="DEBUG")
+    bob = make_user("bob")
+    html = off_loop(stream_only_page, bob)
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        page = {"body": html, "content_type": "text/html"}
+        context.route(f"{base_url(server)}/dashboard/", lambda route: route.fulfill(**page))
+        since = log_size(server)
+        dashboard = context.new_page()
+        dashboard.goto("/dashboard/")  # the first tab: it leads, without a bell
+        dashboard.evaluate("() => { window.heard = []; livefeed.on('deploy', (detail) => heard.push(detail.version)) }")
+        home = open_home(context)  # the widget follows it, and shows its connection
+        off_loop(livefeed.publish, f"user.{bob.pk}", "deploy", {"version": "v3"})
+        notify(bob, "Seen in the widget")
+
+        expect(toasts(home, "Seen in the widget")).to_be_visible(timeout=5_000)
+        dashboard.wait_for_function("heard.length === 1", timeout=5_000)
+        assert dashboard.evaluate("heard") == ["v3"]
+        assert dashboard.evaluate("Object.keys(livefeed)") == ["on", "subscribe"]
+        expect(dashboard.locator(".livefeed-bell")).to_have_count(0)
+        assert streams_opened(server, since) == 1
+
+
 def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")
