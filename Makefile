@@ -27,7 +27,7 @@ test: .venv/.installed node_modules/.installed
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
 	npx eslint
-	node --test tests/js/
+	node --test tests/js/*.test.mjs
 	$(PY) -m pytest
 	@url=$$(bash scripts/postgres-url.sh); \
 	if [ -n "$$url" ]; then echo "== the suite again on PostgreSQL ($$url)"; DATABASE_URL=$$url $(PY) -m pytest; \
