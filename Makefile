@@ -4,11 +4,14 @@ PORT ?= 8000
 
 .PHONY: demo test test-django52 lint help
 
-# ESLint's command, for `make lint` (and `make test`) once the JavaScript tooling is in the repository.
-LINT_JS :=
-
 .venv/.installed: requirements.txt scripts/venv.sh
 	bash scripts/venv.sh
+
+# ESLint for `make lint`; the widget's JavaScript tests need Node alone (node --test).
+node_modules/.installed: package.json package-lock.json
+	command -v npm >/dev/null 2>&1 || bash scripts/test-deps.sh
+	npm ci --no-audit --no-fund
+	touch $@
 
 .venv-django52/.installed: requirements.txt scripts/venv.sh
 	VENV=.venv-django52 DJANGO="Django~=5.2.0" bash scripts/venv.sh
@@ -21,11 +24,9 @@ demo: .venv/.installed
 	$(PY) manage.py runserver 127.0.0.1:$(PORT)
 
 ## test: lint, then the whole suite on SQLite, PostgreSQL (when reachable) and Django 5.2
-test: .venv/.installed
+test: lint
 	bash scripts/test-deps.sh
-	$(PY) -m ruff check .
-	$(PY) -m ruff format --check .
-	$(PY) -m mypy
+	node --test tests/js/*.test.mjs
 	$(PY) -m pytest
 	@url=$$(bash scripts/postgres-url.sh); \
 	if [ -n "$$url" ]; then echo "== the suite again on PostgreSQL ($$url)"; DATABASE_URL=$$url $(PY) -m pytest; \
@@ -36,14 +37,14 @@ test: .venv/.installed
 ## test-django52: the suite on Django 5.2 LTS, in a venv of its own
 test-django52: .venv-django52/.installed
 	@echo "== the suite again on Django 5.2 LTS"
-	.venv-django52/bin/python -m pytest --ignore=tests/test_browser.py --ignore=tests/test_browser_demos.py
+	.venv-django52/bin/python -m pytest --ignore-glob='tests/test_browser*.py'
 
 ## lint: everything `make test` lints: ruff, ruff format, mypy (livefeed, tests, bench), ESLint
-lint: .venv/.installed
+lint: .venv/.installed node_modules/.installed
 	$(PY) -m ruff check .
 	$(PY) -m ruff format --check .
 	$(PY) -m mypy
-	$(LINT_JS)
+	npx eslint
 
 ## help: list these targets
 help:

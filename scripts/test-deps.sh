@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Install the system programs the tests start themselves: redis-server (a
-# private one per test run), Debian's chromium (for Playwright) and nginx (the
-# docs tests start their own, on a free port, in front of daphne). Never
-# downloads a browser build of its own.
+# private one per test run), Debian's chromium (for Playwright), nginx (the
+# docs tests start their own, on a free port, in front of daphne) and Node with
+# npm (ESLint, and the widget's JavaScript tests). Never downloads a browser
+# build of its own.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+command -v node >/dev/null 2>&1 || missing+=(nodejs)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "Installing ${missing[*]} from Debian's packages"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"

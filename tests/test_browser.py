@@ -15,10 +15,14 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Group
 from django.db import connections
+from django.db.models import Max
 from playwright.sync_api import Browser, Dialog, Page, expect, sync_playwright
 
 import livefeed
+from livefeed.models import Event, Notification
+from livefeed.notifications import announce
 from tests import servers
 from tests.streams import session_for
 
@@ -76,9 +80,14 @@ def base_url(server: servers.Process) -> str:
 def signed_in(browser: Browser, server: servers.Process, user, **options):
     """Return a browser context (one "browser profile") signed in as user."""
     context = browser.new_context(base_url=base_url(server), **options)
+    sign_in(context, server, user)
+    return context
+
+
+def sign_in(context, server: servers.Process, user) -> None:
+    """Give a browser context the cookie of a new session signed in as user."""
     session_key = off_loop(session_for, user)
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base_url(server)}])
-    return context
 
 
 def open_home(context) -> Page:
@@ -254,6 +263,81 @@ def test_three_tabs_share_one_stream_and_a_new_leader_loses_nothing(daphne_serve
             assert streams_opened(server, since) in (2, 3)
 
 
+def test_a_tab_opened_after_signing_in_again_is_live_not_stuck_behind_a_signed_out_leader(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        leader, tab = open_home(context), open_home(context)
+        refused = []
+
+        def refused_twice(response) -> bool:
+            # The browser's own reconnect, then the widget's retry: the leader has given up.
+            if "/livefeed/stream/" in response.url and response.status == 401:
+                refused.append(response.url)
+            return len(refused) == 2
+
+        with leader.expect_response(refused_twice, timeout=20_000):
+            tab.get_by_role("button", name="Sign out").click()  # ends this session's streams
+        expect(leader.locator(".livefeed-conn")).to_have_attribute("data-state", "offline")
+
+        # Signed in again (a new session), the tab opens the home page.
+        sign_in(context, server, bob)
+        tab.goto("/")
+        expect(tab.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        notify(bob, "Welcome back")
+        for page in (tab, leader):
+            expect(toasts(page, "Welcome back")).to_be_visible(timeout=5_000)
+            expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open")
+
+
+def test_a_notification_resent_as_unread_counts_again_in_the_page_that_read_it(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        pk = notify(bob, "Read me twice")
+        expect(toasts(page, "Read me twice")).to_be_visible(timeout=5_000)
+        page.locator(".livefeed-bell").click()
+        item = page.locator(".livefeed-item", has_text="Read me twice")
+        with page.expect_response(lambda response: response.url.endswith(f"/{pk}/read/")):
+            item.get_by_role("button", name="Mark as read").click()
+        expect(badge(page)).to_be_hidden()
+
+        def resend():  # what the admin's "Resend selected notifications as unread" does
+            notification = Notification.objects.get(pk=pk)
+            notification.deliveries.mark_unread()
+            announce(notification)
+
+        off_loop(resend)
+        expect(badge(page)).to_have_text("1", timeout=5_000)
+        expect(item).to_have_class(re.compile("livefeed-unread"))
+        expect(toasts(page, "Read me twice")).to_have_count(0, timeout=10_000)  # the first toast went; no second
+
+
+def test_a_group_notification_the_server_counted_is_not_counted_again_when_replayed(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    staff = Group.objects.create(name="staff")
+    bob.groups.add(staff)
+    before = Event.objects.aggregate(high=Max("id"))["high"] or 0
+    off_loop(livefeed.notify, group=staff, title="For the group")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+
+        def rendered_in_between(route):
+            # The page reads the log position, then the counts: an event committed in
+            # between is replayed to a page whose count already has it.
+            response = route.fetch()
+            body = re.sub(r'data-last-event-id="\d+"', f'data-last-event-id="{before}"', response.text())
+            route.fulfill(response=response, body=body)
+
+        context.route(f"{base_url(server)}/", rendered_in_between)
+        page = open_home(context)
+        expect(toasts(page, "For the group")).to_be_visible(timeout=5_000)
+        expect(badge(page)).to_have_text("1")
+
+
 def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")
@@ -281,6 +365,41 @@ def test_every_event_reaches_page_code_as_a_dom_event_in_every_tab(daphne_server
         notify(bob, "Heard by page code")
         follower.wait_for_function("heard.length === 3", timeout=5_000)
         assert follower.evaluate("heard") == ["v2", "Heard by page code", "Heard by page code"]
+
+
+def stream_only_page(user) -> str:
+    """Return a page that includes livefeed/stream.html and no widget, rendered for user."""
+    from django.template import Context, Template
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/")
+    request.user = user
+    include = Template('{% include "livefeed/stream.html" with livefeed_events="deploy" %}')
+    return f'<!doctype html><html lang="en"><body>{include.render(Context({"request": request}))}</body></html>'
+
+
+def test_a_page_with_the_stream_alone_shares_the_one_connection_with_the_widget(daphne_servers):
+    (server,) = daphne_servers(1, LIVEFEED_LOG_LEVEL="DEBUG")
+    bob = make_user("bob")
+    html = off_loop(stream_only_page, bob)
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        page = {"body": html, "content_type": "text/html"}
+        context.route(f"{base_url(server)}/dashboard/", lambda route: route.fulfill(**page))
+        since = log_size(server)
+        dashboard = context.new_page()
+        dashboard.goto("/dashboard/")  # the first tab: it leads, without a bell
+        dashboard.evaluate("() => { window.heard = []; livefeed.on('deploy', (detail) => heard.push(detail.version)) }")
+        home = open_home(context)  # the widget follows it, and shows its connection
+        off_loop(livefeed.publish, f"user.{bob.pk}", "deploy", {"version": "v3"})
+        notify(bob, "Seen in the widget")
+
+        expect(toasts(home, "Seen in the widget")).to_be_visible(timeout=5_000)
+        dashboard.wait_for_function("heard.length === 1", timeout=5_000)
+        assert dashboard.evaluate("heard") == ["v3"]
+        assert dashboard.evaluate("Object.keys(livefeed)") == ["on", "subscribe"]
+        expect(dashboard.locator(".livefeed-bell")).to_have_count(0)
+        assert streams_opened(server, since) == 1
 
 
 def test_markup_in_a_title_is_shown_as_text_and_never_runs(daphne_servers):

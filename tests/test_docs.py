@@ -468,6 +468,7 @@ def test_javascript_md_matches_the_widgets_api_and_stylesheet():
     exported = " ".join(
         re.search(pattern, (static / name).read_text(), re.S)[1]  # type: ignore[index]
         for name, pattern in (
+            ("livefeed-stream.js", r"const api = \{(.*?)\};"),
             ("livefeed.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\n  \}\);"),
             ("livefeed-channels.js", r"window\.livefeed = Object\.freeze\(\{(.*?)\}\)"),
         )

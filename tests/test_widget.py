@@ -162,3 +162,34 @@ def test_the_demo_approve_action_answers_a_csrf_post(bob):
     token = client.get("/livefeed/api/notifications/").cookies["csrftoken"].value
     assert client.post("/demos/workflow/approve/", HTTP_X_CSRFTOKEN=token).json() == {"approved": True}
     assert client.post("/demos/workflow/send/", {"kind": "nope"}, HTTP_X_CSRFTOKEN=token).status_code == 400
+
+
+def test_the_widget_loads_the_stream_before_the_bell_that_starts_it(client, bob):
+    html = _home(client, bob)
+    scripts = re.findall(r'<script src="/static/livefeed/([\w-]+\.js)" defer>', html)
+    assert scripts[:2] == ["livefeed-stream.js", "livefeed.js"]
+    assert re.search(r"<div class=\"livefeed\" data-livefeed [^>]* data-widget\s", html)
+
+
+def test_a_page_without_the_bell_includes_the_stream_alone(rf, bob, django_capture_on_commit_callbacks):
+    from django.contrib.auth.models import AnonymousUser
+    from django.template import Context, Template
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 1)
+    request = rf.get("/")
+    request.user = bob
+    include = Template('{% include "livefeed/stream.html" with livefeed_channels="orders" livefeed_events="done" %}')
+    html = include.render(Context({"request": request}))
+    root = re.search(r"<div data-livefeed ([^>]*) hidden>", html)
+    assert root is not None, html
+    assert dict(re.findall(r'data-([\w-]+)="([^"]*)"', root[1])) == {
+        "stream-url": "/livefeed/stream/",
+        "last-event-id": str(Event.objects.latest("id").pk),
+        "channels": "orders",
+        "events": "done",
+    }
+    assert re.findall(r'<script src="/static/livefeed/([\w-]+\.js)"', html) == ["livefeed-stream.js"]
+    assert "livefeed-bell" not in html
+    request.user = AnonymousUser()
+    assert "data-livefeed" not in include.render(Context({"request": request}))

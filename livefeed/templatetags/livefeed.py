@@ -12,23 +12,27 @@ register = template.Library()
 
 
 @register.simple_tag(takes_context=True)
-def livefeed_state(context: template.Context) -> dict[str, Any]:
-    """Return what the widget renders on the server: URLs, counts and strings."""
+def livefeed_stream_state(context: template.Context) -> dict[str, Any]:
+    """Return what the stream alone needs (livefeed/stream.html): its URL and where to resume."""
     request = context.get("request")
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {"enabled": False}
+    # An empty log is position 0: the page's stream then replays from the start.
+    return {"enabled": True, "stream_url": reverse("livefeed:stream"), "last_event_id": _last_event_id() or 0}
+
+
+@register.simple_tag(takes_context=True)
+def livefeed_state(context: template.Context) -> dict[str, Any]:
+    """Return what the widget renders on the server: URLs, counts and strings."""
     # The log position first, then the counts: an event committed in between
-    # is replayed to the page, whose counts it carries, and never missed. An
-    # empty log is position 0: the page's stream then replays from the start.
-    last_event_id = _last_event_id()
-    unread, unseen, newest = _inbox_state(user)
-    stream_url = reverse("livefeed:stream")
-    return {
-        "enabled": True,
-        "stream_url": stream_url,
+    # is replayed to the page, whose counts it carries, and never missed.
+    state = livefeed_stream_state(context)
+    if not state["enabled"]:
+        return state
+    unread, unseen, newest = _inbox_state(context["request"].user)
+    return state | {
         "api_url": reverse("livefeed:notifications"),
-        "last_event_id": last_event_id or 0,
         "unread_count": unread,
         "unseen_count": unseen,
         "newest_id": newest or 0,

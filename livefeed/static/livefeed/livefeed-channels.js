@@ -1,8 +1,8 @@
 /* livefeed streamed answers: render an answer into an element as its tokens arrive.
  *
- * Load it after the widget (livefeed/widget.html); it adds two functions to
- * window.livefeed:
- *   livefeed.answer(channel, element)      over the widget's one shared stream
+ * Load it after the widget (livefeed/widget.html) or the stream alone
+ * (livefeed/stream.html); it adds two functions to window.livefeed:
+ *   livefeed.answer(channel, element)      over the page's one shared stream
  *                                          (subscribe first, then start the answer)
  *   livefeed.readAnswer(url, init, element) POSTs with fetch() and reads the
  *                                          answer from that response's own body
@@ -31,7 +31,9 @@
   }
 
   function answer(channel, element) {
-    if (!base?.subscribe) throw new Error("livefeed.answer() needs the widget: include livefeed/widget.html first.");
+    if (!base?.subscribe) {
+      throw new Error("livefeed.answer() needs the stream: include livefeed/widget.html (or stream.html) first.");
+    }
     return new Promise((resolve) => {
       const render = renderer(element, resolve);
       // Every answer's events are named token/done: keep this channel's only.

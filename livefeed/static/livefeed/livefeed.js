@@ -1,16 +1,17 @@
 /* livefeed widget: a live unread badge, an inbox dropdown and toasts.
  *
- * Configured by data-* on [data-livefeed] (livefeed/widget.html); does nothing
- * without it. One tab per browser holds the EventSource: browsers allow six
- * HTTP/1.1 connections per host across all tabs, so a stream per tab would
- * stall the site. The leader is elected with Web Locks (BroadcastChannel
- * heartbeats where those are missing) and relays every event and its id to the
- * other tabs; a new leader resumes after the last relayed id, losing nothing.
+ * Built on the shared stream of livefeed-stream.js, which livefeed/widget.html
+ * loads first: that module holds the connection and window.livefeed; this file
+ * hooks in (counts, inbox, toasts, the connection dot), adds open() and close()
+ * to window.livefeed, then starts the stream. Configured by data-* on
+ * [data-livefeed]; does nothing without it.
  */
 "use strict";
 (() => {
   const root = document.querySelector("[data-livefeed]");
-  if (!root || window.livefeed) return;
+  const base = window.livefeed;
+  const stream = base?.[Symbol.for("livefeed.stream")];
+  if (!root?.querySelector(".livefeed-bell") || !stream) return;
 
   const cfg = root.dataset;
   const strings = JSON.parse(cfg.strings || "{}");
@@ -23,7 +24,6 @@
   const STORM_MS = 1000;
   const MAX_TOASTS = 4;
   const LEVELS = ["info", "success", "warning", "error"];
-  const CHANNEL = /^[A-Za-z0-9_.-]{1,90}$/;
   const $ = (selector) => root.querySelector(selector);
   const bell = $(".livefeed-bell");
   const count = $(".livefeed-count");
@@ -69,9 +69,16 @@
     return Number.isNaN(seconds) ? "" : ages.format(0, "second");
   }
 
-  // Counts -------------------------------------------------------------------
+  // What this page knows: the counts rendered on the server, then kept live.
   let unread = Number(cfg.unreadCount) || 0;
   let unseen = Number(cfg.unseenCount) || 0;
+  // Notifications up to this id were in the counts the server rendered: a group
+  // event for one of them, replayed after the page's log position, is no news.
+  const rendered = Number(cfg.newestId) || 0;
+  let newest = rendered; // the newest notification this page knows of
+  const items = new Map(); // notification id -> <li> of the inbox
+
+  // Counts -------------------------------------------------------------------
 
   function setUnread(n) {
     unread = Math.max(0, n);
@@ -103,7 +110,6 @@
   }
 
   // Inbox --------------------------------------------------------------------
-  const items = new Map(); // notification id -> <li>
   let loaded = false;
   let failed = false;
   let exhausted = false;
@@ -129,16 +135,20 @@
     time.title = new Date(n.created_at).toLocaleString(lang);
     main.append(time);
     li.append(main);
-    if (!n.read_at) {
-      li.classList.add("livefeed-unread");
-      const mark = el("button", "livefeed-mark");
-      mark.type = "button";
-      mark.title = text("mark_read");
-      mark.setAttribute("aria-label", text("mark_read"));
-      li.append(mark);
-    }
+    if (!n.read_at) setUnreadAgain(li);
     items.set(n.id, li);
+    stream.remember(n.id); // its live event, should it come after, is no news
     return li;
+  }
+
+  function setUnreadAgain(li) {
+    if (li.classList.contains("livefeed-unread")) return;
+    li.classList.add("livefeed-unread");
+    const mark = el("button", "livefeed-mark");
+    mark.type = "button";
+    mark.title = text("mark_read");
+    mark.setAttribute("aria-label", text("mark_read"));
+    li.append(mark);
   }
 
   function setRead(li) {
@@ -353,52 +363,36 @@
   }
 
   // Events -------------------------------------------------------------------
-  const known = new Set(); // notification ids already shown: a replay shows nothing twice
-  let newest = Number(cfg.newestId) || 0; // the newest notification this page knows of
-
-  function notified(n) {
-    if (typeof n !== "object" || n === null) return true;
-    if (n.id != null) {
-      if (known.has(n.id) || items.has(n.id)) return false;
-      known.add(n.id);
-      newest = Math.max(newest, n.id);
+  function notified(n, fresh) {
+    if (typeof n !== "object" || n === null) return;
+    // A user's event carries the exact counts, also when it is a resend of one
+    // this page has; group and broadcast events carry none: count locally.
+    if (typeof n.unread_count === "number") setCounts(n);
+    else if (fresh && !(n.id != null && n.id <= rendered)) {
+      setUnread(unread + 1);
+      unseen += 1;
     }
-    // Group and broadcast notifications carry no per-user count: count locally.
-    setUnread(typeof n.unread_count === "number" ? n.unread_count : unread + 1);
-    unseen = typeof n.unseen_count === "number" ? n.unseen_count : unseen + 1;
+    if (!fresh) {
+      const li = items.get(n.id);
+      if (li && !n.read_at) setUnreadAgain(li); // resent as unread
+      return;
+    }
+    if (n.id != null) newest = Math.max(newest, n.id);
     if (loaded) {
       list.prepend(render(n));
       refreshList();
     }
     toast(n);
-    return true;
   }
 
-  function deliver({ name, data: raw }) {
-    let data = raw;
-    try {
-      data = JSON.parse(raw);
-    } catch {
-      // not JSON: hand the text on as it came
+  function readElsewhere(data) {
+    for (const id of Array.isArray(data?.ids) ? data.ids : []) {
+      const li = items.get(id);
+      if (li) setRead(li);
     }
-    if (name === "notification" && !notified(data)) return;
-    if (name === "read") {
-      for (const id of Array.isArray(data?.ids) ? data.ids : []) {
-        const li = items.get(id);
-        if (li) setRead(li);
-      }
-      // A group's "read for all" has no per-user count: ask for ours.
-      if (typeof data?.unread_count === "number") setCounts(data);
-      else api("?limit=1").catch(console.error);
-    }
-    if (name === "reset") catchUp();
-    emit(name, data);
-  }
-
-  function emit(name, detail) {
-    for (const target of [root, document]) {
-      target.dispatchEvent(new CustomEvent(`livefeed:${name}`, { detail }));
-    }
+    // A group's "read for all" has no per-user count: ask for ours.
+    if (typeof data?.unread_count === "number") setCounts(data);
+    else api("?limit=1").catch(console.error);
   }
 
   // The server could not replay what this page missed (its log moved on):
@@ -408,211 +402,27 @@
     api(`?unread=1&limit=${PAGE}`)
       .then((body) => {
         for (const n of body.results.reverse()) {
-          if (n.id > since && notified(n)) emit("notification", n);
+          if (n.id > since) stream.dispatch("notification", n);
         }
         if (loaded) load(true);
       })
       .catch(console.error);
   }
 
-  // The stream, held by the leader tab -----------------------------------------
-  const words = (value) => (value || "").split(/\s+/).filter(Boolean);
-  const names = new Set(["message", "notification", "read", "reset", ...words(cfg.events)]);
-  const channels = new Set(words(cfg.channels));
-  const relay = "BroadcastChannel" in window ? new BroadcastChannel("livefeed") : null;
-  const me = Math.random().toString(36).slice(2);
-  let lastId = cfg.lastEventId || "";
-  let leader = false;
-  let source = null;
-  let state = "";
-  let attempt = 0;
-  let retryTimer = 0;
-
-  function advance(id) {
-    if (id && !(Number(id) <= Number(lastId))) lastId = id;
-  }
-
-  // Ids delivered lately: resuming from an earlier position (a follower's new
-  // channel) replays some of them again.
-  const delivered = new Set();
-  let previousId = ""; // lastEventId of the stream's previous event
-
-  function repeated(id) {
-    // An event without an id field keeps the previous lastEventId: never a repeat.
-    const own = id && id !== previousId;
-    previousId = id;
-    if (!own) return false;
-    if (delivered.has(id)) return true;
-    delivered.add(id);
-    if (delivered.size > 1000) delivered.delete(delivered.values().next().value);
-    return false;
-  }
-
-  function status(next) {
-    if (leader) relay?.postMessage({ type: "status", state: next, from: me });
-    if (next === state) return;
-    state = conn.dataset.state = next;
-    conn.title = conn.firstChild.textContent = text(next);
-  }
-
-  function streamUrl() {
-    const url = new URL(cfg.streamUrl, location.href);
-    for (const name of channels) url.searchParams.append("channel", name);
-    if (lastId) url.searchParams.set("lastEventId", lastId);
-    return url;
-  }
-
-  function connect() {
-    clearTimeout(retryTimer);
-    source?.close();
-    const url = streamUrl();
-    previousId = "";
-    const es = (source = new EventSource(url));
-    for (const name of names) es.addEventListener(name, received);
-    es.addEventListener("open", () => {
-      attempt = 0;
-      status("open");
-    });
-    es.addEventListener("error", () => {
-      if (es !== source) return;
-      if (es.readyState !== EventSource.CLOSED) return status("connecting");
-      // The browser gave up for good (a 502/503 during a deploy): retry with
-      // jittered exponential backoff, so a restarted server is not stampeded.
-      status("offline");
-      const delay = Math.min(30000, 1000 * 2 ** attempt++) * (0.5 + Math.random() / 2);
-      retryTimer = setTimeout(() => retry(url), delay);
-    });
-  }
-
-  async function retry(url) {
-    const abort = new AbortController();
-    const code = await fetch(url, { signal: abort.signal, credentials: "same-origin" }).then(
-      (response) => response.status,
-      () => 0,
-    );
-    abort.abort();
-    if (!leader) return;
-    if (code === 401) return; // signed out: stay offline until the page reloads
-    if ((code === 400 || code === 403) && channels.size) {
-      console.error("livefeed: a subscribed channel was refused; streaming without", [...channels]);
-      channels.clear();
-    }
-    connect();
-  }
-
-  function received(event) {
-    if (event.target !== source || repeated(event.lastEventId)) return;
-    advance(event.lastEventId);
-    const message = { type: "event", name: event.type, data: event.data, id: event.lastEventId, from: me };
-    relay?.postMessage(message);
-    deliver(message);
-  }
-
-  function want(moreNames, moreChannels, since) {
-    let reconnect = false;
-    for (const name of moreNames) {
-      if (names.has(name)) continue;
-      names.add(name);
-      if (leader) source?.addEventListener(name, received);
-    }
-    for (const channel of moreChannels) {
-      if (!CHANNEL.test(channel)) throw new TypeError(`livefeed: invalid channel name ${channel}`);
-      reconnect ||= !channels.has(channel);
-      channels.add(channel);
-    }
-    if (leader && reconnect && source) {
-      // A follower's new channel may have had events since its own position,
-      // which this tab may already have passed on other channels.
-      if (since && Number(since) < Number(lastId)) lastId = since;
-      connect();
-    }
-  }
-
-  function ask() {
-    relay?.postMessage({ type: "want", names: [...names], channels: [...channels], since: lastId });
-  }
-
-  function lead() {
-    leader = true;
-    relay?.postMessage({ type: "leader", from: me });
-    connect();
-  }
-
-  function resign() {
-    leader = false;
-    clearTimeout(retryTimer);
-    source?.close();
-    source = null;
-  }
-
-  relay?.addEventListener("message", ({ data: m }) => {
-    if (m.type === "want" && leader) {
-      want(
-        m.names,
-        m.channels.filter((channel) => CHANNEL.test(channel)),
-        /^\d+$/.test(m.since || "") ? m.since : "",
-      );
-      status(state); // tell the new tab how the stream is doing
-    } else if (leader) {
-      return;
-    } else if (m.type === "event") {
-      advance(m.id);
-      deliver(m);
-    } else if (m.type === "status") {
-      status(m.state);
-    } else if (m.type === "leader") {
-      ask(); // a new leader learns what this tab listens to
-    }
+  stream.tap((name, data, fresh) => {
+    if (name === "notification") notified(data, fresh);
+    else if (name === "read") readElsewhere(data);
+    else if (name === "reset") catchUp();
+  });
+  stream.watch((state) => {
+    conn.dataset.state = state;
+    conn.title = conn.firstChild.textContent = text(state);
   });
 
-  // Without Web Locks (older browsers, plain-http sites) the leader beats on the
-  // BroadcastChannel; when the beat stops a follower takes over, and of two
-  // leaders the one with the smaller id stays.
-  function heartbeats() {
-    let heard = Date.now() - 2000; // no answer to our "want" within ~1 s: lead
-    relay.addEventListener("message", ({ data: m }) => {
-      if (m.type === "bye") heard = 0;
-      else if (m.from && leader && m.from < me) resign();
-      else if (m.from && !leader) heard = Date.now();
-    });
-    addEventListener("pagehide", () => leader && relay.postMessage({ type: "bye" }));
-    const tick = () => {
-      if (leader) relay.postMessage({ type: "beat", from: me });
-      else if (Date.now() - heard > 2500) lead();
-      setTimeout(tick, 500 + Math.random() * 500);
-    };
-    tick();
-  }
-
-  function on(name, handler) {
-    const listener = (event) => handler(event.detail, event);
-    document.addEventListener(`livefeed:${name}`, listener);
-    want([name], []);
-    if (!leader) ask();
-    return () => document.removeEventListener(`livefeed:${name}`, listener);
-  }
-
   window.livefeed = Object.freeze({
-    on,
-    subscribe(channel, handlers = {}) {
-      want([], [channel]);
-      const offs = Object.entries(handlers).map(([name, handler]) => on(name, handler));
-      if (!leader) ask();
-      return () => offs.forEach((off) => off());
-    },
+    ...base,
     open,
     close: () => close(false),
   });
-
-  status("connecting");
-  if (navigator.locks) {
-    // Held until this tab goes away; then the next waiting tab takes over.
-    navigator.locks.request("livefeed-leader", () => new Promise(() => lead()));
-    ask();
-  } else if (relay) {
-    ask();
-    heartbeats();
-  } else {
-    lead();
-  }
+  stream.start();
 })();
