@@ -318,3 +318,8 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         if loop.is_running() and not loop.is_closed():
             return loop
     return None
+
+
+def open_streams() -> int:
+    """Return how many streams this process holds open, on every loop."""
+    return sum(len(hub.streams) for hub in list(_hubs.values()))
