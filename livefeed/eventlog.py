@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from livefeed import conf, sse
+from livefeed import conf, instruments, sse
 
 _BATCH = 5000
 
@@ -52,6 +52,7 @@ def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
         reason = "too_many"
     else:
         return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], covered
+    instruments.resets.inc()
     return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
 
 

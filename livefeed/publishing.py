@@ -17,7 +17,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, router, transaction
 
-from livefeed import conf, sse
+from livefeed import conf, instruments, sse
 from livefeed.bridge import refuse_async_context, run
 from livefeed.channels import group_name, session_tag, user_channel, validate
 
@@ -43,9 +43,10 @@ def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -
 async def apublish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
     """Send an event to every stream reading channel, now (async code has no transactions)."""
     message = message_for(channel, event, data)
-    if store:
-        message["id"] = await sync_to_async(_record)(message)
-    await _send(message, store)
+    with instruments.publish_seconds.time():
+        if store:
+            message["id"] = await sync_to_async(_record)(message)
+        await _send(message, store)
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:
@@ -86,12 +87,14 @@ def _record(message: dict[str, Any]) -> int:
 
 
 def _deliver(message: dict[str, Any], store: bool) -> None:
-    if store:
-        message["id"] = _record(message)
-    run(_send(message, store))
+    with instruments.publish_seconds.time():
+        if store:
+            message["id"] = _record(message)
+        run(_send(message, store))
 
 
 async def _send(message: dict[str, Any], store: bool) -> None:
+    instruments.published.inc()
     try:
         await _layer().group_send(group_name(message["channel"]), message)
     except Exception:

@@ -11,7 +11,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, sse
+from livefeed import conf, eventlog, instruments, sse
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -47,6 +47,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return busy
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
+    instruments.connects.inc()
     return event_stream_response(_events(hub, reader, last_id))
 
 
@@ -61,6 +62,7 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
 
 
 def _error(status: int, message: str) -> JsonResponse:
+    instruments.refusals.labels(status).inc()
     return JsonResponse({"error": message}, status=status)
 
 
@@ -106,6 +108,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         yield sse.comment("connected")  # from here on, every event reaches this stream
         seen = -1
         if last_id is not None:
+            instruments.replays.inc()
             chunks, seen = await eventlog.replay(reader.channels, last_id)
             if chunks:
                 yield b"".join(chunks)

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
+from livefeed import metrics
 from project import views
 
 urlpatterns = [
@@ -18,6 +19,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("livefeed/", include("livefeed.urls")),
+    # Prometheus metrics of this process; a real site serves them to its scraper only (docs/deploy.md).
+    path("metrics/", metrics.view, name="metrics"),
 ]
 # Plain `daphne project.asgi:application` (the browser tests) serves no static
 # files by itself; with DEBUG on, Django does. Empty when DEBUG is off.
