@@ -131,6 +131,7 @@ LIVEFEED = {
     # this server only through the event log: sweep it often.
     "RECOVERY_INTERVAL": 2.0 if REDIS_URL else 0.5,
     "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
+    "SHUTDOWN_GRACE": float(os.environ.get("LIVEFEED_SHUTDOWN_GRACE", 0.5)),
 }
 
 LOGGING = {
