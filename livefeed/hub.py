@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, instruments, shutdown, sse
+from livefeed import conf, eventlog, htmx, instruments, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -109,6 +109,7 @@ class Hub:
         # every live reservation, subscribed or not, and their count per user
         self.streams: weakref.WeakSet[Reader] = weakref.WeakSet()
         self.per_user: dict[Any, int] = {}
+        self.html_readers: weakref.WeakSet[Reader] = weakref.WeakSet()  # ?format=html streams
         self.channel_name: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -121,7 +122,7 @@ class Hub:
 
     # Reservations and subscriptions -----------------------------------------
 
-    def reserve(self, channels: list[str], user_key: Any, session: str | None = None) -> Reader:
+    def reserve(self, channels: list[str], user_key: Any, session: str | None = None, html: bool = False) -> Reader:
         """Return a Reader counted against the stream caps, or raise TooManyStreams."""
         if len(self.streams) >= conf.get("MAX_STREAMS"):
             raise TooManyStreams("This server holds all the streams it can.", per_user=False)
@@ -129,6 +130,8 @@ class Hub:
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
         reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
         self.streams.add(reader)
+        if html:
+            self.html_readers.add(reader)
         if user_key is not None:
             self.per_user[user_key] = self.per_user.get(user_key, 0) + 1
         # Runs once: from remove(), or when a response that was never iterated
@@ -148,6 +151,7 @@ class Hub:
     async def remove(self, reader: Reader) -> None:
         """Forget reader; leave the groups nobody here reads any more. Idempotent."""
         self.streams.discard(reader)
+        self.html_readers.discard(reader)
         reader.release()
         if not reader.subscribed:
             return
@@ -228,9 +232,12 @@ class Hub:
         event_id = message.get("id")
         item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
         readers = self.readers.get(message["channel"], ())
+        instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
+        if self.html_readers and message["event"] == htmx.EVENT:
+            htmx.fan_out(readers, self.html_readers, item, message)
+            return
         for reader in readers:
             reader.push(item)
-        instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
 
     async def _tick(self) -> None:
         # One ticker for all streams instead of a sleeping task per stream. It

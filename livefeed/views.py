@@ -25,6 +25,10 @@ _MAX_CHANNELS = 32
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
+    output = request.GET.get("format", "json")  # html: notifications as fragments, for htmx
+    if output not in ("json", "html"):
+        return _error(400, f"Unknown format {output!r}: use html (for htmx) or json (the default).")
+    html = output == "html"
     try:
         user, channels = await _open(request)
         if channels is None:
@@ -33,7 +37,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
         reader = hub.reserve(
-            channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key)
+            channels, user.pk if user.is_authenticated else None, session_tag(request.session.session_key), html
         )
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -48,7 +52,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
     instruments.connects.inc()
-    return event_stream_response(_events(hub, reader, last_id))
+    return event_stream_response(_events(hub, reader, last_id, html))
 
 
 def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -98,7 +102,7 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None]:
 _open = eventlog.in_thread(_channels)
 
 
-async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
+async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = False) -> AsyncIterator[bytes]:
     # Parked on `await reader.take()`, never on a yield, so a disconnect
     # cancels it there and the finally below runs (DESIGN §6 trap 3).
     try:
@@ -109,7 +113,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         seen = -1
         if last_id is not None:
             instruments.replays.inc()
-            chunks, seen = await eventlog.replay(reader.channels, last_id)
+            chunks, seen = await eventlog.replay(reader.channels, last_id, html)
             if chunks:
                 yield b"".join(chunks)
         while True:

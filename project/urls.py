@@ -15,6 +15,7 @@ urlpatterns = [
     path("demos/answer/start/", views.answer_start, name="answer_start"),
     path("demos/answer/stream/", views.answer_stream, name="answer_stream"),
     path("demos/orders/", views.orders_demo, name="orders_demo"),
+    path("demos/htmx/", views.htmx_demo, name="htmx_demo"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
