@@ -1,4 +1,4 @@
-"""The `?format=html` encoding of notification events, for htmx's SSE extension (DESIGN §3c).
+"""The `?format=html` encoding of notification events, for htmx's SSE extension (docs/api.md).
 
 `hx-ext="sse" sse-connect="/livefeed/stream/?format=html" sse-swap="notification"`
 swaps each notification in as HTML, with no JavaScript of ours. The fragment comes

@@ -49,6 +49,11 @@ class Process:
         wait_for_port(self.port, self.process, timeout)
         return self
 
+    @property
+    def pid(self) -> int:
+        assert self.process is not None, "start() it first"
+        return self.process.pid
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
             os.killpg(self.process.pid, sig)

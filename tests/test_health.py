@@ -1,7 +1,8 @@
-"""GET /livefeed/health/ (DESIGN §3c "Health"): in-process, then on a real daphne whose Redis goes away."""
+"""GET /livefeed/health/: in-process, then on a real daphne whose Redis goes away."""
 
 import http.client
 import json
+import os
 import signal
 import socket
 
@@ -17,7 +18,7 @@ from tests.streams import Stream, cookie_header, run, session_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-async def health(timeout: float = 5) -> tuple[int, dict]:
+async def health(timeout: float = 5) -> tuple[int | None, dict]:
     answer = await Stream("/livefeed/health/").open(timeout)
     return answer.status, await answer.json(timeout)
 
@@ -87,9 +88,9 @@ def test_daphne_reports_redis_down_then_up_again(database_url):
     try:
         stream.connected()
         up = get_health(server.port)
-        redis.process.send_signal(signal.SIGSTOP)  # hung: takes connections, answers nothing
+        os.kill(redis.pid, signal.SIGSTOP)  # hung: takes connections, answers nothing
         hung = get_health(server.port)
-        redis.process.send_signal(signal.SIGCONT)
+        os.kill(redis.pid, signal.SIGCONT)
         redis.stop()  # gone: connections refused
         gone = get_health(server.port)
         redis.start()
@@ -97,8 +98,7 @@ def test_daphne_reports_redis_down_then_up_again(database_url):
     finally:
         stream.close()
         server.stop()
-        redis.process.send_signal(signal.SIGCONT)
-        redis.stop()
+        redis.stop(signal.SIGKILL)  # also if the test failed while it was stopped
     assert up == (200, {"layer": "ok", "log": "ok", "streams": 1})
     assert hung == gone == (503, {"layer": "down", "log": "ok", "streams": 1})
     assert back == (200, {"layer": "ok", "log": "ok", "streams": 1})

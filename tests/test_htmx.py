@@ -1,4 +1,4 @@
-"""?format=html: the same stream with notifications as HTML fragments, for htmx (DESIGN §3c "htmx")."""
+"""?format=html: the same stream with notifications as HTML fragments, for htmx."""
 
 import json
 import re
