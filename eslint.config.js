@@ -1,10 +1,11 @@
 // ESLint over the project's JavaScript (make lint, make test), as ruff is over its Python.
 // The static files are plain browser scripts, no build step; the tests are Node modules.
+// static/vendor/ holds third-party files as published (htmx), not ours to lint.
 const js = require("@eslint/js");
 const globals = require("globals");
 
 module.exports = [
-  { ignores: ["node_modules/", ".venv*/", "build/", "dist/", "staticfiles/", "test-artifacts/"] },
+  { ignores: ["node_modules/", ".venv*/", "build/", "dist/", "staticfiles/", "test-artifacts/", "static/vendor/"] },
   js.configs.recommended,
   {
     files: ["livefeed/static/**/*.js", "static/**/*.js"],

@@ -54,6 +54,10 @@ DEFAULTS: dict[str, Any] = {
     # ms, spreading reconnections; the server stops SHUTDOWN_GRACE s later.
     "SHUTDOWN_SPREAD": 10_000,
     "SHUTDOWN_GRACE": 0.5,
+    # Seconds /livefeed/health/ waits for the channel layer and for the event
+    # log before calling that part down: a hung Redis must fail the probe
+    # quickly, not after the client library's own timeouts.
+    "HEALTH_TIMEOUT": 1.0,
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
     # Allocations between young garbage collections, set by livefeed.asgi's

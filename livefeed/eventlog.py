@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from livefeed import conf, outbox, sse
+from livefeed import conf, htmx, instruments, outbox, sse
 
 _BATCH = 5000
 
@@ -33,7 +33,7 @@ def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) ->
     return sync_to_async(run, thread_sensitive=thread_sensitive)
 
 
-def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
+def _replay(channels: list[str], last_id: int, html: bool = False) -> tuple[list[bytes], int]:
     from livefeed.models import Event
 
     bounds = Event.objects.aggregate(low=Min("id"), high=Max("id"))
@@ -51,8 +51,14 @@ def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
     elif len(rows) > limit:
         reason = "too_many"
     else:
-        return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], covered
+        encode = htmx.encode if html else _encode
+        return [encode(event, data, pk) for pk, event, data in rows], covered
+    instruments.resets.inc()
     return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
+
+
+def _encode(event: str, data: str, id: int) -> bytes:
+    return sse.encode(data, event=event, id=id)
 
 
 replay = in_thread(_replay)

@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, revocation, shutdown, sse
+from livefeed import conf, eventlog, htmx, instruments, revocation, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 
@@ -92,6 +92,7 @@ class Reader:
             return
         if not self._put(item):
             self.overflowed = True
+            instruments.slow_closes.inc()
             logger.warning("Slow stream on %s: closing it to catch up from the log", self.channels)
 
     def keep_alive(self) -> None:
@@ -109,6 +110,7 @@ class Hub:
         # every live reservation, subscribed or not, and their count per user
         self.streams: weakref.WeakSet[Reader] = weakref.WeakSet()
         self.per_user: dict[Any, int] = {}
+        self.html_readers: weakref.WeakSet[Reader] = weakref.WeakSet()  # ?format=html streams
         self.channel_name: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -122,7 +124,12 @@ class Hub:
     # Reservations and subscriptions -----------------------------------------
 
     def reserve(
-        self, channels: list[str], user_key: Any, session: str | None = None, limit: int | None = None
+        self,
+        channels: list[str],
+        user_key: Any,
+        session: str | None = None,
+        limit: int | None = None,
+        html: bool = False,
     ) -> Reader:
         """Return a Reader counted against the stream caps, or raise TooManyStreams.
 
@@ -135,6 +142,8 @@ class Hub:
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
         reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
         self.streams.add(reader)
+        if html:
+            self.html_readers.add(reader)
         if user_key is not None:
             self.per_user[user_key] = self.per_user.get(user_key, 0) + 1
         # Runs once: from remove(), or when a response that was never iterated
@@ -154,6 +163,7 @@ class Hub:
     async def remove(self, reader: Reader) -> None:
         """Forget reader; leave the groups nobody here reads any more. Idempotent."""
         self.streams.discard(reader)
+        self.html_readers.discard(reader)
         reader.release()
         if not reader.subscribed:
             return
@@ -236,7 +246,12 @@ class Hub:
     def _fan_out(self, message: dict[str, Any]) -> None:
         event_id = message.get("id")
         item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
-        for reader in self.readers.get(message["channel"], ()):
+        readers = self.readers.get(message["channel"], ())
+        instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
+        if self.html_readers and message["event"] == htmx.EVENT:
+            htmx.fan_out(readers, self.html_readers, item, message)
+            return
+        for reader in readers:
             reader.push(item)
 
     async def _tick(self) -> None:
@@ -274,6 +289,7 @@ class Hub:
                     self.floor = settled[-1][0]
                     self.dispatched = {pk for pk in self.dispatched if pk > self.floor}
                 if missing:
+                    instruments.recovered.inc(len(missing))
                     if isinstance(self.layer, InMemoryChannelLayer):
                         # One process's memory: events from other processes (a shell, a worker) come this way.
                         logger.debug("Delivering %d event(s) from the log", len(missing))
@@ -345,3 +361,8 @@ def running_loop() -> asyncio.AbstractEventLoop | None:
         if loop.is_running() and not loop.is_closed():
             return loop
     return None
+
+
+def open_streams() -> int:
+    """Return how many streams this process holds open, on every loop."""
+    return sum(len(hub.streams) for hub in list(_hubs.values()))

@@ -13,6 +13,7 @@ recovers a lost send from the log.
 import asyncio
 import json
 import logging
+from contextlib import nullcontext
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -20,7 +21,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from livefeed import conf, outbox, sse
+from livefeed import conf, instruments, outbox, sse
 from livefeed.bridge import refuse_async_context, submit
 from livefeed.channels import group_name, session_tag, user_channel, validate
 
@@ -77,10 +78,14 @@ def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:
 
 
 async def _send(messages: list[dict[str, Any]], store: bool) -> None:
+    events = messages[0]["type"] == "livefeed.event" if messages else False  # not a close or re-check
+    if events:
+        instruments.published.inc(len(messages))
     try:
         async with asyncio.timeout(conf.get("SEND_TIMEOUT")):
-            for message in messages:
-                await _layer().group_send(group_name(message["channel"]), message)
+            with instruments.publish_seconds.time() if events else nullcontext():
+                for message in messages:
+                    await _layer().group_send(group_name(message["channel"]), message)
     except Exception:
         if store:  # every hub recovers them from the log (Hub._recover)
             logger.warning("Channel layer send failed; %d event(s) will be recovered from the log", len(messages))

@@ -1,10 +1,11 @@
 from django.urls import path
 
-from livefeed import inbox, views
+from livefeed import health, inbox, views
 
 app_name = "livefeed"
 urlpatterns = [
     path("stream/", views.stream, name="stream"),
+    path("health/", health.health, name="health"),
     path("api/notifications/", inbox.notification_list, name="notifications"),
     path("api/notifications/read-all/", inbox.mark_all_read, name="read_all"),
     path("api/notifications/seen-all/", inbox.mark_all_seen, name="seen_all"),

@@ -12,7 +12,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, revocation, sse
+from livefeed import conf, eventlog, instruments, revocation, sse
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -29,6 +29,10 @@ _MAX_CHANNELS = 32
 @require_GET
 async def stream(request: HttpRequest) -> HttpResponseBase:
     """Open the signed-in user's event stream, resuming after Last-Event-ID."""
+    output = request.GET.get("format", "json")  # html: notifications as fragments, for htmx
+    if output not in ("json", "html"):
+        return _error(400, f"Unknown format {output!r}: use html (for htmx) or json (the default).")
+    html = output == "html"
     try:
         user, channels, grant = await _open(request)
         if channels is None:
@@ -36,7 +40,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = _reserve(hub, request, user, channels)
+        reader = _reserve(hub, request, user, channels, html)
         revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -50,7 +54,8 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return busy
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
-    return event_stream_response(_events(hub, reader, last_id))
+    instruments.connects.inc()
+    return event_stream_response(_events(hub, reader, last_id, html))
 
 
 def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -63,15 +68,16 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     return response
 
 
-def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str]) -> Reader:
+def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str], html: bool) -> Reader:
     """Reserve a stream, counted per user, or per client address when anonymous."""
     session = session_tag(request.session.session_key)
     if user.is_authenticated:
-        return hub.reserve(channels, user.pk, session)
+        return hub.reserve(channels, user.pk, session, html=html)
     # Per address, not per session: a client can drop its cookie, not its address.
     address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
     try:
-        return hub.reserve(channels, address, session, limit=conf.get("MAX_ANONYMOUS_STREAMS_PER_ADDRESS"))
+        limit = conf.get("MAX_ANONYMOUS_STREAMS_PER_ADDRESS")
+        return hub.reserve(channels, address, session, limit=limit, html=html)
     except TooManyStreams as error:
         if error.per_user:
             raise TooManyStreams("Too many open anonymous streams from this address.", per_user=True) from None
@@ -79,6 +85,7 @@ def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str]) -> 
 
 
 def _error(status: int, message: str) -> JsonResponse:
+    instruments.refusals.labels(status).inc()
     return JsonResponse({"error": message}, status=status)
 
 
@@ -114,7 +121,7 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.G
 _open = eventlog.in_thread(_channels)
 
 
-async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterator[bytes]:
+async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = False) -> AsyncIterator[bytes]:
     # Parked on `await reader.take()`, never on a yield, so a disconnect
     # cancels it there and the finally below runs (docs/design.md#trap-3).
     try:
@@ -124,7 +131,8 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None) -> AsyncIterato
         yield sse.comment("connected")  # from here on, every event reaches this stream
         seen = -1
         if last_id is not None:
-            chunks, seen = await eventlog.replay(reader.channels, last_id)
+            instruments.replays.inc()
+            chunks, seen = await eventlog.replay(reader.channels, last_id, html)
             if chunks:
                 yield b"".join(chunks)
         while True:

@@ -140,6 +140,7 @@ LIVEFEED = {
     "RECOVERY_INTERVAL": 2.0 if REDIS_HOSTS else 0.5,
     "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
     "DUE_INTERVAL": float(os.environ.get("LIVEFEED_DUE_INTERVAL", 30)),
+    "SHUTDOWN_GRACE": float(os.environ.get("LIVEFEED_SHUTDOWN_GRACE", 0.5)),
 }
 
 LOGGING = {

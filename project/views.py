@@ -204,5 +204,10 @@ def _prompt(request: HttpRequest) -> str:
 
 
 @login_required
+def htmx_demo(request: HttpRequest) -> HttpResponse:
+    return render(request, "demos/htmx.html")
+
+
+@login_required
 def orders_demo(request: HttpRequest) -> HttpResponse:
     return render(request, "demos/orders.html", {"orders": Order.objects.all()[:20]})

@@ -72,6 +72,29 @@ def redis_server() -> Process:
     return Process(f"redis-{port}", args, port).start()
 
 
+APPLICATION = "project.asgi:application"
+
+# How each ASGI server serves the demo on 127.0.0.1:PORT as one process per port, like daphne
+# (docs/deploy.md#which-asgi-server). Django speaks no ASGI lifespan: servers that ask for it are told not to.
+SERVER_ARGS = {
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", APPLICATION],
+    "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off", APPLICATION],
+    # --workers 0: serve in this process instead of one child that SIGTERM never reaches.
+    "hypercorn": ["-m", "hypercorn", "--bind", "127.0.0.1:{port}", "--workers", "0", APPLICATION],
+    "granian": [
+        *("-m", "granian", "--interface", "asginl", "--loop", "asyncio"),
+        *("--host", "127.0.0.1", "--port", "{port}", APPLICATION),
+    ],
+}
+
+
+def server(kind: str, env: dict[str, str], port: int | None = None) -> Process:
+    """Start one ASGI server of kind (a key of SERVER_ARGS) serving the demo site."""
+    port = port or free_port()
+    args = [sys.executable, *(arg.format(port=port) for arg in SERVER_ARGS[kind])]
+    return Process(f"{kind}-{port}", args, port, env).start()
+
+
 NGINX_MAIN = """
 daemon off;
 worker_processes 1;
@@ -122,9 +145,7 @@ def nginx(site: str, upstreams: list[int], directory: Path, connections: int = 6
 
 
 def daphne(env: dict[str, str], port: int | None = None) -> Process:
-    port = port or free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
-    return Process(f"daphne-{port}", args, port, env).start()
+    return server("daphne", env, port)
 
 
 def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:

@@ -1,0 +1,38 @@
+"""The htmx demo page in a real browser against a real daphne: ?format=html swapped in by htmx alone."""
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.test_browser import chromium, make_user, notify, signed_in
+
+pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
+
+# htmx's SSE extension fires htmx:sseOpen once its EventSource is open (headers and first bytes in).
+RECORD_OPEN = "document.addEventListener('htmx:sseOpen', () => { window.sseOpened = true; });"
+
+
+@pytest.fixture(autouse=True)
+def _publish_over_redis(redis_layer):
+    """Send what this process publishes over the servers' Redis, as a shell or worker would."""
+
+
+def test_a_notification_is_swapped_in_as_escaped_html(daphne_servers):
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = signed_in(browser, server, bob).new_page()
+        page.add_init_script(RECORD_OPEN)
+        page.goto("/demos/htmx/")
+        page.wait_for_function("window.sseOpened === true", timeout=10_000)
+
+        notify(bob, "<b>Build</b> & deploy", body="all green", url="/builds/9")
+        notify(bob, "Second")
+
+        items = page.locator(".demo-htmx-list .livefeed-notification")
+        expect(items).to_have_count(2, timeout=10_000)
+        expect(items.first).to_contain_text("Second")  # hx-swap="afterbegin": newest on top
+        first = items.nth(1)
+        expect(first.get_by_role("link", name="<b>Build</b> & deploy")).to_have_attribute("href", "/builds/9")
+        expect(first.locator("p")).to_have_text("all green")
+        assert first.locator("b").count() == 0  # markup in a title stays text
+        assert page.evaluate("typeof window.livefeed") == "undefined"  # no script of livefeed's on the page
