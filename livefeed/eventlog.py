@@ -36,23 +36,26 @@ def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) ->
 def _replay(channels: list[str], last_id: int) -> tuple[list[bytes], int]:
     from livefeed.models import Event
 
-    bounds = Event.objects.aggregate(low=Min("id"), high=Max("id"))
-    low, high = bounds["low"], bounds["high"] or 0
+    # The newest id before the rows: ids become visible in order, so every id
+    # up to it is visible to the read below, and live events up to it are duplicates.
+    high = Event.objects.aggregate(high=Max("id"))["high"] or 0
     limit = conf.get("REPLAY_LIMIT")
     rows = list(Event.objects.after(last_id, channels).values_list("id", "event", "data")[: limit + 1])
-    # Every id up to `high` was visible before `rows` was read (ids become
-    # visible in order), so live events up to here are duplicates.
-    covered = max(high, last_id, rows[-1][0] if rows else 0)
-    if last_id > 0 and (low is None or low > last_id + 1):
+    # The oldest id after the rows: a prune that ran before they were read shows
+    # here and ends in a reset, never a silent gap.
+    low = Event.objects.aggregate(low=Min("id"))["low"]
+    if last_id > high:
+        reason = "unknown_id"  # the log was reset under the client (a restored database)
+    elif last_id > 0 and (low is None or low > last_id + 1):
         reason = "expired"  # what the client missed was pruned
         # (0 is a page rendered on an empty log: it missed nothing that was pruned.)
-    elif last_id > high:
-        reason = "unknown_id"  # the log was reset under the client
     elif len(rows) > limit:
         reason = "too_many"
     else:
-        return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], covered
-    return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
+        return [sse.encode(data, event=event, id=pk) for pk, event, data in rows], max(high, rows[-1][0] if rows else 0)
+    # The log's newest id, never the client's: the reset's id is also the
+    # stream's dedupe threshold, and a stale one above the log would drop every new event.
+    return [sse.encode(json.dumps({"reason": reason}), event="reset", id=high)], high
 
 
 replay = in_thread(_replay)
