@@ -31,6 +31,10 @@ DEFAULTS: dict[str, Any] = {
     # Seconds between the hub's sweeps of the event log for events the channel
     # layer lost (Redis restarts); such an event arrives this much late.
     "RECOVERY_INTERVAL": 2.0,
+    # Seconds a live event waits for a lower id that the event log lacks (a
+    # rolled-back publish leaves such a hole) before the hub passes over it;
+    # an id the log has is read from it at once (livefeed.sequencer).
+    "REORDER_TIMEOUT": 0.5,
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from livefeed import conf, sse
 
-_BATCH = 5000
+BATCH = 5000  # rows of one read of the hub's
 
 
 def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) -> Callable[..., Any]:
@@ -74,7 +74,17 @@ def _settled_after(floor: int, older_than: float) -> list[tuple[int, str]]:
 
     cutoff = timezone.now() - timedelta(seconds=older_than)
     rows = Event.objects.filter(id__gt=floor, created_at__lt=cutoff).order_by("id")
-    return list(rows.values_list("id", "channel")[:_BATCH])
+    return list(rows.values_list("id", "channel")[:BATCH])
+
+
+def _ids_after(floor: int, top: int) -> tuple[list[tuple[int, str]], int]:
+    from livefeed.models import Event
+
+    rows = list(Event.objects.filter(id__gt=floor, id__lte=top).order_by("id").values_list("id", "channel")[:BATCH])
+    oldest = 0
+    if rows and rows[0][0] > floor + 1:  # ids below the log's oldest were pruned or never written
+        oldest = Event.objects.aggregate(oldest=Min("id"))["oldest"] or 0
+    return rows, oldest
 
 
 def _messages(ids: list[int]) -> list[dict[str, Any]]:
@@ -87,4 +97,5 @@ def _messages(ids: list[int]) -> list[dict[str, Any]]:
 # The hub's reads run off the request threads: it outlives every request.
 newest_id = in_thread(_newest_id, thread_sensitive=False)
 settled_after = in_thread(_settled_after, thread_sensitive=False)
+ids_after = in_thread(_ids_after, thread_sensitive=False)
 messages = in_thread(_messages, thread_sensitive=False)
