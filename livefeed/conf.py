@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # notifications coming back, expired ones leaving open inboxes. At most 60
     # keeps the promise "within a minute"; None leaves it to `livefeed_due` in cron.
     "DUE_INTERVAL": 30.0,
+    # Seconds a live event waits for a lower id that the event log lacks (a
+    # rolled-back publish leaves such a hole) before the hub passes over it;
+    # an id the log has is read from it at once (livefeed.sequencer).
+    "REORDER_TIMEOUT": 0.5,
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from livefeed import conf, htmx, instruments, outbox, sse
 
-_BATCH = 5000
+BATCH = 5000  # rows of one read of the hub's
 
 
 def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) -> Callable[..., Any]:
@@ -36,25 +36,28 @@ def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) ->
 def _replay(channels: list[str], last_id: int, html: bool = False) -> tuple[list[bytes], int]:
     from livefeed.models import Event
 
-    bounds = Event.objects.aggregate(low=Min("id"), high=Max("id"))
-    low, high = bounds["low"], bounds["high"] or 0
+    # The newest id before the rows: ids become visible in order, so every id
+    # up to it is visible to the read below, and live events up to it are duplicates.
+    high = Event.objects.aggregate(high=Max("id"))["high"] or 0
     limit = conf.get("REPLAY_LIMIT")
     rows = list(Event.objects.after(last_id, channels).values_list("id", "event", "data")[: limit + 1])
-    # Every id up to `high` was visible before `rows` was read (ids become
-    # visible in order), so live events up to here are duplicates.
-    covered = max(high, last_id, rows[-1][0] if rows else 0)
-    if last_id > 0 and (low is None or low > last_id + 1):
+    # The oldest id after the rows: a prune that ran before they were read shows
+    # here and ends in a reset, never a silent gap.
+    low = Event.objects.aggregate(low=Min("id"))["low"]
+    if last_id > high:
+        reason = "unknown_id"  # the log was reset under the client (a restored database)
+    elif last_id > 0 and (low is None or low > last_id + 1):
         reason = "expired"  # what the client missed was pruned
         # (0 is a page rendered on an empty log: it missed nothing that was pruned.)
-    elif last_id > high:
-        reason = "unknown_id"  # the log was reset under the client
     elif len(rows) > limit:
         reason = "too_many"
     else:
         encode = htmx.encode if html else _encode
-        return [encode(event, data, pk) for pk, event, data in rows], covered
+        return [encode(event, data, pk) for pk, event, data in rows], max(high, rows[-1][0] if rows else 0)
     instruments.resets.inc()
-    return [sse.encode(json.dumps({"reason": reason}), event="reset", id=covered)], covered
+    # The log's newest id, never the client's: the reset's id is also the
+    # stream's dedupe threshold, and a stale one above the log would drop every new event.
+    return [sse.encode(json.dumps({"reason": reason}), event="reset", id=high)], high
 
 
 def _encode(event: str, data: str, id: int) -> bytes:
@@ -79,7 +82,17 @@ def _settled_after(floor: int, older_than: float) -> list[tuple[int, str]]:
     outbox.sweep(older_than)
     cutoff = timezone.now() - timedelta(seconds=older_than)
     rows = Event.objects.filter(id__gt=floor, created_at__lt=cutoff).order_by("id")
-    return list(rows.values_list("id", "channel")[:_BATCH])
+    return list(rows.values_list("id", "channel")[:BATCH])
+
+
+def _ids_after(floor: int, top: int) -> tuple[list[tuple[int, str]], int]:
+    from livefeed.models import Event
+
+    rows = list(Event.objects.filter(id__gt=floor, id__lte=top).order_by("id").values_list("id", "channel")[:BATCH])
+    oldest = 0
+    if rows and rows[0][0] > floor + 1:  # ids below the log's oldest were pruned or never written
+        oldest = Event.objects.aggregate(oldest=Min("id"))["oldest"] or 0
+    return rows, oldest
 
 
 def _messages(ids: list[int]) -> list[dict[str, Any]]:
@@ -92,4 +105,5 @@ def _messages(ids: list[int]) -> list[dict[str, Any]]:
 # The hub's reads run off the request threads: it outlives every request.
 newest_id = in_thread(_newest_id, thread_sensitive=False)
 settled_after = in_thread(_settled_after, thread_sensitive=False)
+ids_after = in_thread(_ids_after, thread_sensitive=False)
 messages = in_thread(_messages, thread_sensitive=False)

@@ -19,6 +19,7 @@ from channels.layers import InMemoryChannelLayer, get_channel_layer
 from livefeed import conf, eventlog, htmx, instruments, revocation, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
+from livefeed.sequencer import Sequencer
 
 logger = logging.getLogger("livefeed")
 
@@ -115,10 +116,8 @@ class Hub:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
         self._joined_at = time.monotonic()
-        # Every event up to `floor` was dispatched here, live or recovered;
-        # `dispatched` holds the ids above it that came live.
-        self.floor = 0
-        self.dispatched: set[int] = set()
+        # Live events in log-id order: a stream never writes an id above one it has yet to write.
+        self.order = Sequencer(self._fan_out, lambda channel: channel in self.readers)
         self.closing = False
 
     # Reservations and subscriptions -----------------------------------------
@@ -199,14 +198,14 @@ class Hub:
 
     async def _start(self) -> None:
         if self.channel_name is None:
-            self.floor = await eventlog.newest_id()
+            self.order.floor = await eventlog.newest_id()
             shutdown.on_sigterm(self.loop, self._shut_down)
             self.channel_name = await self.layer.new_channel()
             # A clean context: these tasks outlive the request that starts them,
             # and must not inherit its thread-sensitive context.
             self._tasks = [
                 asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
-                for job in (self._receive, self._tick, self._recover, self._due, self._reauthorize)
+                for job in (self._receive, self._tick, self._recover, self.order.run, self._due, self._reauthorize)
             ]
 
     async def _receive(self) -> None:
@@ -224,29 +223,26 @@ class Hub:
             self.dispatch(message)
 
     def dispatch(self, message: dict[str, Any]) -> None:
-        """Encode a layer message once and queue it for every local reader of its channel."""
-        readers = self.readers.get(message.get("channel", ""))
-        if not readers:
-            return
+        """Queue a layer message for every local reader of its channel, in log-id order."""
         if message.get("type") == "livefeed.close":  # that session signed out
-            for reader in readers:
+            for reader in self.readers.get(message["channel"], ()):
                 if reader.session == message["session"]:
                     reader.end()
-            return
-        if message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
-            revocation.wake(self)
-            return
-        event_id = message.get("id")
-        if event_id is not None:
-            if event_id <= self.floor or event_id in self.dispatched:
-                return  # recovered from the log already
-            self.dispatched.add(event_id)
-        self._fan_out(message)
+        elif message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
+            if message.get("channel") in self.readers:
+                revocation.wake(self)
+        elif message.get("id") is None:
+            self._fan_out(message)  # not stored (store=False): no place in the log's order
+        else:
+            self.order.push(message)  # even with no reader here: its id moves the order on
 
     def _fan_out(self, message: dict[str, Any]) -> None:
+        """Encode an event once and queue it for every local reader of its channel."""
+        readers = self.readers.get(message["channel"])
+        if not readers:
+            return
         event_id = message.get("id")
         item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
-        readers = self.readers.get(message["channel"], ())
         instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
         if self.html_readers and message["event"] == htmx.EVENT:
             htmx.fan_out(readers, self.html_readers, item, message)
@@ -281,22 +277,17 @@ class Hub:
             interval = conf.get("RECOVERY_INTERVAL")
             await asyncio.sleep(interval)
             try:
-                settled = await eventlog.settled_after(self.floor, older_than=interval)
-                # No await from here to the dispatches: a late live copy of an
-                # event is dropped by `floor` once it moves.
-                missing = [pk for pk, channel in settled if pk not in self.dispatched and channel in self.readers]
-                if settled:
-                    self.floor = settled[-1][0]
-                    self.dispatched = {pk for pk in self.dispatched if pk > self.floor}
+                settled = await eventlog.settled_after(self.order.floor, older_than=interval)
+                # Through the sequencer, in id order with what came live; a
+                # late live copy is then dropped as released already.
+                missing = await self.order.fill(settled[-1][0], settled=True) if settled else 0
                 if missing:
-                    instruments.recovered.inc(len(missing))
+                    instruments.recovered.inc(missing)
                     if isinstance(self.layer, InMemoryChannelLayer):
                         # One process's memory: events from other processes (a shell, a worker) come this way.
-                        logger.debug("Delivering %d event(s) from the log", len(missing))
+                        logger.debug("Delivering %d event(s) from the log", missing)
                     else:
-                        logger.warning("Recovering %d event(s) the channel layer lost", len(missing))
-                    for message in await eventlog.messages(missing):
-                        self._fan_out(message)
+                        logger.warning("Recovering %d event(s) the channel layer lost", missing)
             except asyncio.CancelledError:
                 raise
             except Exception:

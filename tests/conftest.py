@@ -37,6 +37,12 @@ def alice_session(alice) -> str:
 
 
 @pytest.fixture
+def alice_channel(alice, alice_session) -> tuple[str, str]:
+    """Alice's own channel and the key of a session signed in as her."""
+    return f"user.{alice.pk}", alice_session
+
+
+@pytest.fixture
 def bob_session(bob) -> str:
     """The key of a saved session signed in as bob."""
     return session_for(bob)

@@ -496,3 +496,29 @@ def test_screenshot_of_the_open_dropdown(daphne_servers):
         page.mouse.move(0, 0)
         DOCS.mkdir(exist_ok=True)
         page.screenshot(path=DOCS / "widget.png")
+
+
+def test_after_a_database_restore_the_page_resumes_from_the_resets_id(daphne_servers):
+    """A page whose last id is above the log's newest gets one reset, then resumes from the reset's id."""
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+
+        def rendered_before_the_restore(route):
+            response = route.fetch()
+            body = re.sub(r'data-last-event-id="\d+"', 'data-last-event-id="999999999"', response.text())
+            route.fulfill(response=response, body=body)
+
+        context.route(f"{base_url(server)}/", rendered_before_the_restore)
+        context.add_init_script(
+            "document.addEventListener('livefeed:reset', () => { window.resets = (window.resets || 0) + 1 })"
+        )
+        page = open_home(context)
+        page.wait_for_function("window.resets === 1")
+        off_loop(livefeed.publish, "orders", "ping", {})  # on a channel the page does not read yet
+        # A new channel makes the widget open a new stream from its own resume point, which
+        # replays the event; from its stale id it would get a second reset instead, and never the event.
+        page.evaluate("() => { livefeed.subscribe('orders', {ping: () => { window.pings = 1 }}) }")
+        page.wait_for_function("window.pings === 1")
+        assert page.evaluate("window.resets") == 1

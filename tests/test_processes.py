@@ -170,3 +170,41 @@ def test_a_due_snooze_comes_back_once_with_two_servers_running_the_job(daphne_se
         assert sorted(json.loads(e.data)["id"] for e in events[:-1]) == expected  # each once on every stream
     logged = Event.objects.filter(pk__gt=watermark, event="notification")
     assert logged.count() == 20  # one event each, whichever server brought it back
+
+
+def test_a_client_that_reconnects_between_two_reordered_events_gets_both(daphne_servers, redis_layer):
+    """Ids N and N+1 commit in order, but N+1's layer send lands first (two publishers racing).
+
+    A stream that wrote N+1 before N would make its client resume after N+1: the
+    replay skips N and N's late live copy is a duplicate by id. The client here
+    drops right after its first event and reconnects to the same server.
+    """
+    from asgiref.sync import async_to_sync
+
+    from livefeed import outbox, publishing
+
+    alice = User.objects.create_user("alice", password="x")
+    channel, cookie = f"user.{alice.pk}", cookie_header(session_for(alice))
+    (server,) = daphne_servers(1)
+    stream = servers.SSEClient(server.port, headers={"Cookie": cookie}).connected()
+    messages = [publishing.message_for(channel, "tick", {"n": n}) for n in range(3)]
+    for message in messages:  # N, N+1 and a later one, committed in order
+        outbox.record([message], outbox.database())
+
+    def send(message):
+        async_to_sync(publishing._send)([message], True)
+
+    send(messages[1])  # N+1 first; N's send is held back
+    first = stream.events(1)
+    stream.close()  # a flaky network, or a deploy's SIGTERM
+    again = servers.SSEClient(server.port, headers={"Cookie": cookie, "Last-Event-ID": first[-1].last_event_id})
+    try:
+        again.connected()
+        send(messages[0])  # N's late live copy
+        send(messages[2])
+        later = again.events(3 - len(first))
+    finally:
+        again.close()
+    received = first + later
+    assert [json.loads(e.data)["n"] for e in received] == [0, 1, 2]
+    assert [int(e.last_event_id) for e in received] == [m["id"] for m in messages]

@@ -78,8 +78,13 @@
       dispatch(name, data);
     }
 
-    function advance(id) {
-      if (id && !(Number(id) <= Number(lastId))) lastId = id;
+    function advance(id, name) {
+      // A reset's id is the log's newest, below this page's id after a database
+      // restore: resume from it, and forget the ids of the log that is gone.
+      if (name === "reset" && id) {
+        lastId = id;
+        delivered.clear();
+      } else if (id && !(Number(id) <= Number(lastId))) lastId = id;
     }
 
     function status(next) {
@@ -142,7 +147,9 @@
     }
 
     function received(event) {
-      if (event.target !== source || repeated(event.lastEventId)) return;
+      if (event.target !== source) return;
+      if (event.type === "reset") advance(event.lastEventId, "reset");
+      if (repeated(event.lastEventId)) return;
       advance(event.lastEventId);
       const message = { type: "event", name: event.type, data: event.data, id: event.lastEventId, from: me };
       relay?.postMessage(message);
@@ -196,7 +203,7 @@
       } else if (leader) {
         return;
       } else if (m.type === "event") {
-        advance(m.id);
+        advance(m.id, m.name);
         deliver(m);
       } else if (m.type === "status") {
         status(m.state);

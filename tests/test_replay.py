@@ -1,0 +1,105 @@
+"""Replay after Last-Event-ID against the moves of the log: publishes, prunes, restores (issue 11)."""
+
+import datetime
+import json
+
+import pytest
+from asgiref.sync import sync_to_async
+from django.utils import timezone
+
+import livefeed
+from livefeed import eventlog
+from livefeed.models import Event, EventQuerySet
+from tests.streams import Stream, run
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def numbers(events) -> list[int]:
+    return [json.loads(event.data)["n"] for event in events]
+
+
+def test_an_event_published_after_the_replays_read_arrives_live(alice_channel, settings, monkeypatch):
+    """Subscribe, then replay: an event that commits once the replay has read the log still arrives.
+
+    Replaying before subscribing would lose it: too late for the replay, too early for a
+    subscription. The recovery sweep is off, so it cannot hide such a loss.
+    """
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
+    channel, key = alice_channel
+    livefeed.publish(channel, "tick", {"n": 0})
+    first = Event.objects.get().pk
+    original = eventlog.replay
+
+    async def replay_then_publish(*args):
+        result = await original(*args)
+        await sync_to_async(livefeed.publish)(channel, "tick", {"n": 1})  # after the read returned
+        return result
+
+    monkeypatch.setattr(eventlog, "replay", replay_then_publish)
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(first - 1))]).open()
+        await stream.events(1)
+        await sync_to_async(livefeed.publish)(channel, "tick", {"n": 2})
+        await stream.events(3)
+        await stream.close()
+        return stream.parser.events
+
+    assert numbers(run(scenario)) == [0, 1, 2]
+
+
+def test_a_client_ahead_of_the_log_is_reset_to_the_logs_newest_id_and_keeps_streaming(alice_channel):
+    """After a database restore the browser's id is above the log's newest: reset, then live again."""
+    channel, key = alice_channel
+    for n in range(2):
+        livefeed.publish(channel, "tick", {"n": n})
+    newest = Event.objects.latest("id").pk
+    stale = newest + 1000  # an id the restored log never reached
+
+    async def scenario():
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(stale))]).open()
+        (reset,) = await stream.events(1)
+        await sync_to_async(livefeed.publish)(channel, "tick", {"n": 2})  # its id is below the stale one
+        events = await stream.events(2)
+        await stream.close()
+        # The browser reconnects with the reset's id: a plain replay follows, no second reset.
+        again = await Stream(session_key=key, headers=[("last-event-id", reset.last_event_id)]).open()
+        replayed = await again.events(1)
+        await again.close()
+        return events, replayed
+
+    (reset, live), replayed = run(scenario)
+    assert reset.type == "reset"
+    assert json.loads(reset.data) == {"reason": "unknown_id"}
+    assert reset.last_event_id == str(newest)  # the log's newest, never the client's stale id
+    assert (live.type, numbers([live])) == ("tick", [2])
+    assert numbers(replayed) == [2]
+    assert replayed[0].last_event_id == live.last_event_id
+
+
+def test_a_prune_between_the_replays_reads_gives_a_reset_not_a_silent_gap(alice_channel, monkeypatch):
+    """The rows after the client's id are pruned while its replay runs: it must learn of the loss."""
+    channel, key = alice_channel
+    for n in range(5):
+        livefeed.publish(channel, "tick", {"n": n})
+    ids = list(Event.objects.order_by("id").values_list("id", flat=True))
+    Event.objects.filter(pk__lte=ids[2]).update(created_at=timezone.now() - datetime.timedelta(days=2))
+    original = EventQuerySet.after
+
+    def prune_then_read(self, last_id, channels):
+        Event.objects.prune(older_than_seconds=24 * 3600)  # livefeed_prune, run by cron just now
+        return original(self, last_id, channels)
+
+    monkeypatch.setattr(EventQuerySet, "after", prune_then_read)
+
+    async def scenario():
+        # The client saw n=0; n=1 and n=2 are pruned under its replay.
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(ids[0]))]).open()
+        (reset,) = await stream.events(1)
+        await stream.close()
+        return reset
+
+    reset = run(scenario)
+    assert (reset.type, json.loads(reset.data)) == ("reset", {"reason": "expired"})
+    assert reset.last_event_id == str(ids[-1])
