@@ -19,6 +19,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    """Poll condition until it holds; raise TimeoutError naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        time.sleep(0.2)
+
+
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -65,10 +74,25 @@ def redis_server() -> Process:
     return Process(f"redis-{port}", args, port).start()
 
 
-def daphne(env: dict[str, str], port: int | None = None) -> Process:
+def daphne(env: dict[str, str], port: int | None = None, app: str = "project.asgi:application") -> Process:
     port = port or free_port()
-    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "project.asgi:application"]
+    args = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     return Process(f"daphne-{port}", args, port, env).start()
+
+
+def probe(port: int) -> dict:
+    """Return what the hub of a daphne serving tests.probe:application holds."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__probe__/hub", timeout=10) as answer:
+        return json.load(answer)
+
+
+def rss_kb(pid: int) -> int:
+    """Return the resident memory of pid in KiB (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
 
 
 def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:

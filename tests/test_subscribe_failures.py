@@ -7,7 +7,8 @@ from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import User
 
 from livefeed import hub
-from tests.streams import Stream, run, session_for
+from tests import servers
+from tests.streams import Stream, cookie_header, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -72,3 +73,46 @@ def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, ho
     before, during, after = run(scenario)
     assert during == before
     assert after == {"readers": {}, "groups": set()}
+
+
+def _group_subscriptions(redis_url: str) -> list[bytes]:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return client.pubsub_channels("asgi__group__*")
+    finally:
+        client.close()
+
+
+EMPTY = {"streams": 0, "readers": {}, "groups": []}
+
+
+@pytest.mark.e2e
+def test_connects_while_redis_is_down_leave_no_reader_or_subscription_behind(database_url):
+    alice = User.objects.create_user("alice", password="x")
+    cookie = {"Cookie": cookie_header(session_for(alice))}
+    redis = servers.redis_server()
+    redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    server = servers.daphne(servers.server_env(database_url, redis_url), app="tests.probe:application")
+    try:
+        first = servers.SSEClient(server.port, headers=cookie).connected()
+        before = servers.probe(server.port)
+        assert before["readers"] == {f"user.{alice.pk}": 1, "broadcast": 1}
+        redis.stop()
+        for _ in range(3):  # a browser retrying during the outage
+            # Its user and broadcast channels are joined already: only "orders" needs Redis.
+            again = servers.SSEClient(server.port, "/livefeed/stream/?channel=orders", headers=cookie)
+            while again.read(10):  # the server ends it
+                pass
+            again.close()
+        assert servers.probe(server.port) == before
+        redis.start()
+        first.close()
+        # Its cleanup awaits Redis: wait until it has left every group.
+        servers.wait_until(lambda: servers.probe(server.port) == EMPTY, "reader or group left")
+        # redis-py subscribes again by itself once Redis is back: to what this process still reads.
+        servers.wait_until(lambda: not _group_subscriptions(redis_url), "group subscriptions dropped")
+    finally:
+        server.stop()
+        redis.stop()
