@@ -15,7 +15,9 @@ as the stream lasts. docs/performance.md has the measurements.
 """
 
 import asyncio
+import functools
 import gc
+import logging
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,10 @@ from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, resolve
+
+from livefeed import conf
+
+logger = logging.getLogger("livefeed")
 
 _stream_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livefeed-streams")
 
@@ -75,16 +81,75 @@ class _StreamHandler(DjangoASGIHandler):
                 held = False
                 slots.release()
 
+        bounded = _bounded(send)
+
         async def send_and_release(message: Mapping[str, Any]) -> None:
             if message["type"] == "http.response.body":
                 release()  # set up: the next stream may start
-            await send(message)
+            await bounded(message)
 
         try:
             async with ThreadSensitiveContext(executor=_stream_executor):
                 await self.handle(scope, receive, send_and_release)
         finally:
             release()
+
+
+class _Unsent:
+    """A push producer on daphne's Twisted request: how far its client fell behind.
+
+    daphne's send() returns at once and Twisted buffers what the client has not
+    read, so the stream never waits and its mailbox bound never trips: a client
+    that stops reading would hold every later event in this process's memory.
+    Twisted pauses a registered producer when the connection's buffer fills and
+    resumes it once the buffer is empty: what is written in between is unsent.
+    """
+
+    def __init__(self, request: Any, limit: int) -> None:
+        self.request, self.limit = request, limit
+        self.paused, self.count = False, 0
+        request.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused, self.count = False, 0
+
+    def stopProducing(self) -> None:
+        pass
+
+    def wrote(self, size: int, paused: bool) -> None:
+        """Count a write made while paused (one big write, say a replay, only pauses); past the limit, hang up."""
+        if not paused:
+            return
+        self.count += size
+        if self.count > self.limit and self.request.channel is not None:
+            logger.warning("Slow client: %d bytes unsent; closing its stream to catch up from the log", self.count)
+            # Drops what Twisted buffered; the browser reconnects with Last-Event-ID.
+            self.request.transport.abortConnection()
+
+    def unregister(self) -> None:
+        if self.request.producer is self and self.request.channel is not None:
+            self.request.unregisterProducer()  # Twisted logs an error if a finished response still has one
+
+
+def _bounded(send: Any) -> Any:
+    """Return send, closing the connection of a client more than MAX_UNSENT bytes behind (daphne)."""
+    # daphne's send is functools.partial(Server.handle_reply, its Twisted request).
+    request = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    if not hasattr(request, "registerProducer") or not hasattr(request, "transport"):
+        return send  # another server; uvicorn waits in send() itself, so QUEUE_SIZE bounds the stream
+    unsent = _Unsent(request, conf.get("MAX_UNSENT"))
+
+    async def send_bounded(message: Mapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            unsent.unregister()
+        paused = unsent.paused
+        await send(message)
+        unsent.wrote(len(message.get("body", b"")), paused)
+
+    return send_bounded
 
 
 # What the request holds that nothing reads once every middleware has handled
@@ -121,8 +186,6 @@ def _tune_gc() -> None:
     # Measured (docs/performance.md): at Python's threshold of 700, a 1,000
     # stream broadcast spent ~20 % of its CPU in the collector, pausing every
     # stream, and p99 latency doubled.
-    from livefeed import conf
-
     threshold = conf.get("GC_THRESHOLD")
     if threshold is not None:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])

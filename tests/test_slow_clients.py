@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import socket
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -9,7 +10,8 @@ from django.contrib.auth.models import User
 
 import livefeed
 from livefeed import hub
-from tests.streams import Stream, run, session_for
+from tests import servers
+from tests.streams import Stream, cookie_header, run, session_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,3 +49,51 @@ def test_an_event_after_an_overflow_never_overtakes_the_dropped_ones(settings):
 
     events = run(scenario)
     assert [json.loads(e.data)["n"] for e in events] == list(range(12))
+
+
+STUCK_CLIENTS, BURST, EVENT_SIZE = 4, 1000, 8000
+
+
+def _stuck_client(port: int, cookie: str) -> socket.socket:
+    """Open a stream with a tiny receive window and read nothing after it is subscribed."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(20)
+    client.connect(("127.0.0.1", port))
+    client.sendall(f"GET /livefeed/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
+    received = b""
+    while b": connected" not in received:
+        received += client.recv(4096)
+    return client
+
+
+def _ended(client: socket.socket) -> bool:
+    """Read what the server sent until it ends the connection (closed or reset)."""
+    try:
+        while client.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    client.close()
+    return True
+
+
+@pytest.mark.e2e
+def test_daphne_closes_streams_whose_clients_stop_reading_and_its_memory_stays_bounded(database_url, redis_url):
+    """daphne never makes a stream wait for its client: without MAX_UNSENT, Twisted kept the whole burst for each."""
+    user = User.objects.create_user("alice", password="x")
+    env = servers.server_env(database_url, redis_url)
+    server = servers.daphne(env, app="tests.probe:application")
+    pad = "x" * EVENT_SIZE
+    burst = f"import livefeed\nfor n in range({BURST}): livefeed.publish('broadcast', 'tick', {{'pad': {pad!r}}})"
+    try:
+        clients = [_stuck_client(server.port, cookie_header(session_for(user))) for _ in range(STUCK_CLIENTS)]
+        before = servers.rss_kb(server.process.pid)
+        servers.manage(env, "shell", "-c", burst)
+        servers.wait_until(lambda: servers.probe(server.port)["streams"] == 0, "stuck stream closed by the server")
+        grown_kb = servers.rss_kb(server.process.pid) - before
+        assert all(_ended(client) for client in clients)
+    finally:
+        server.stop()
+    # Unbounded, the burst stayed in memory once per client (about 18 MB more here).
+    assert grown_kb < 10 * 1024
