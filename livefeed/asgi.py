@@ -12,6 +12,9 @@ thread: under Django's async chain every sync middleware takes two trips
 Every middleware still runs, in the order the settings give. Then the request
 lets go of what only the middleware needed, since Django keeps it for as long
 as the stream lasts. docs/performance.md has the measurements.
+
+Under daphne a stream also gets a bound on what a client that stops reading
+costs (MAX_UNSENT, `_Unsent`): daphne itself never makes a stream wait.
 """
 
 import asyncio
@@ -105,7 +108,7 @@ class _Unsent:
     resumes it once the buffer is empty: what is written in between is unsent.
     """
 
-    def __init__(self, request: Any, limit: int) -> None:
+    def __init__(self, request: Any, limit: float) -> None:
         self.request, self.limit = request, limit
         self.paused, self.count = False, 0
         request.registerProducer(self, True)
@@ -124,8 +127,9 @@ class _Unsent:
         if not paused:
             return
         self.count += size
-        if self.count > self.limit and self.request.channel is not None:
+        if self.count > self.limit and self.request.channel is not None and not self.request.finished:
             logger.warning("Slow client: %d bytes unsent; closing its stream to catch up from the log", self.count)
+            self.limit = float("inf")  # once: the stream ends when daphne reports the connection lost
             # Drops what Twisted buffered; the browser reconnects with Last-Event-ID.
             self.request.transport.abortConnection()
 
