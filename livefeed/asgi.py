@@ -110,21 +110,30 @@ class _Unsent:
 
     def __init__(self, request: Any, limit: float) -> None:
         self.request, self.limit = request, limit
-        self.paused, self.count = False, 0
+        self.paused = self.counting = False
+        self.count = 0
         request.registerProducer(self, True)
 
     def pauseProducing(self) -> None:
+        # Django sends one large chunk (a long replay) as many 64 KB messages
+        # at once, which give the client no chance to read: count only what is
+        # written once the loop has had a turn to flush.
         self.paused = True
+        asyncio.get_running_loop().call_soon(self._start_counting)
+
+    def _start_counting(self) -> None:
+        self.counting = self.paused and self.request.producer is self
 
     def resumeProducing(self) -> None:
-        self.paused, self.count = False, 0
+        self.paused = self.counting = False
+        self.count = 0
 
     def stopProducing(self) -> None:
         pass
 
-    def wrote(self, size: int, paused: bool) -> None:
-        """Count a write made while paused (one big write, say a replay, only pauses); past the limit, hang up."""
-        if not paused:
+    def wrote(self, size: int) -> None:
+        """Count a write made while the client reads nothing; past the limit, hang up."""
+        if not self.counting:
             return
         self.count += size
         if self.count > self.limit and self.request.channel is not None and not self.request.finished:
@@ -149,9 +158,8 @@ def _bounded(send: Any) -> Any:
     async def send_bounded(message: Mapping[str, Any]) -> None:
         if message["type"] == "http.response.body" and not message.get("more_body", False):
             unsent.unregister()
-        paused = unsent.paused
         await send(message)
-        unsent.wrote(len(message.get("body", b"")), paused)
+        unsent.wrote(len(message.get("body", b"")))
 
     return send_bounded
 

@@ -97,3 +97,26 @@ def test_daphne_closes_streams_whose_clients_stop_reading_and_its_memory_stays_b
         server.stop()
     # Unbounded, the burst stayed in memory once per client (about 18 MB more here).
     assert grown_kb < 10 * 1024
+
+
+@pytest.mark.e2e
+def test_daphne_does_not_close_a_client_that_reads_a_replay_larger_than_max_unsent(database_url, redis_url):
+    """One large write (a replay) fills Twisted's buffer by itself: only what is written after it counts."""
+    user = User.objects.create_user("alice", password="x")
+    env = servers.server_env(database_url, redis_url)
+    pad = "x" * EVENT_SIZE
+    servers.manage(
+        env,
+        "shell",
+        "-c",
+        f"import livefeed\nfor n in range(100): livefeed.publish('broadcast', 'tick', {{'n': n, 'pad': {pad!r}}})",
+    )
+    server = servers.daphne(env)
+    cookie = cookie_header(session_for(user))
+    try:
+        stream = servers.SSEClient(server.port, headers={"Cookie": cookie, "Last-Event-ID": "0"})
+        events = stream.events(100)  # 800 KB in the replay's one chunk
+        stream.close()
+    finally:
+        server.stop()
+    assert [json.loads(event.data)["n"] for event in events] == list(range(100))
