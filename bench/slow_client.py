@@ -5,7 +5,7 @@
 Starts a private redis-server and one daphne, opens --stuck streams whose
 clients never read after the first bytes (a tiny receive window) and one
 healthy stream read as usual, publishes a burst of --events events of
---size bytes, then watches the server's RSS for --duration seconds. Prints one
+--size bytes, then watches the server's RSS for --duration more seconds. Prints one
 JSON line: RSS before, at its highest and at the end, how many stuck streams
 the server closed (MAX_UNSENT) and how many events the healthy stream got.
 """
@@ -13,43 +13,17 @@ the server closed (MAX_UNSENT) and how many events the healthy stream got.
 import argparse
 import json
 import os
-import socket
 import tempfile
 import threading
 import time
 
+from bench import procstat
 from tests import servers
-
-
-def _stuck_client(port: int, cookie: str) -> socket.socket:
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.connect(("127.0.0.1", port))
-    client.sendall(f"GET /livefeed/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
-    received = b""
-    while b": connected" not in received:
-        received += client.recv(4096)
-    return client
-
-
-def _closed_by_server(client: socket.socket) -> bool:
-    """Read what is left; tell whether the server ended the connection (else the read times out)."""
-    client.settimeout(5)
-    try:
-        while client.recv(65536):
-            pass
-    except ConnectionResetError:
-        pass
-    except TimeoutError:
-        return False
-    finally:
-        client.close()
-    return True
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=60, help="seconds the stuck clients read nothing")
+    parser.add_argument("--duration", type=float, default=60, help="seconds watched after the burst")
     parser.add_argument("--stuck", type=int, default=4)
     parser.add_argument("--events", type=int, default=1000)
     parser.add_argument("--size", type=int, default=4000, help="bytes of each event's data")
@@ -74,19 +48,18 @@ def main() -> None:
 
 def _run(args: argparse.Namespace, env: dict[str, str], server: servers.Process, cookie: str) -> dict:
     pid = server.process.pid
-    stuck = [_stuck_client(server.port, cookie) for _ in range(args.stuck)]
+    stuck = [servers.stuck_client(server.port, cookie) for _ in range(args.stuck)]
     healthy = servers.SSEClient(server.port, headers={"Cookie": cookie}).connected()
     got: list[int] = []
     reader = threading.Thread(target=lambda: got.append(len(healthy.events(args.events, timeout=args.duration + 60))))
     reader.start()
-    before = servers.rss_kb(pid)
+    before = procstat.status(pid)["rss_kb"]
     pad = "x" * args.size
     burst = f"import livefeed\nfor n in range({args.events}): livefeed.publish('broadcast', 'tick', {{'pad': {pad!r}}})"
-    started = time.monotonic()
     servers.manage(env, "shell", "-c", burst)
-    samples = []
+    started, samples = time.monotonic(), [procstat.status(pid)["rss_kb"]]
     while time.monotonic() - started < args.duration:
-        samples.append(servers.rss_kb(pid))
+        samples.append(procstat.status(pid)["rss_kb"])
         time.sleep(1)
     reader.join(60)
     healthy.close()
@@ -96,13 +69,13 @@ def _run(args: argparse.Namespace, env: dict[str, str], server: servers.Process,
         "events": args.events,
         "event_bytes": args.size,
         "duration_s": args.duration,
-        "stuck_closed_by_server": sum(_closed_by_server(client) for client in stuck),
+        "stuck_closed_by_server": sum(servers.ended_by_server(client, timeout=5) for client in stuck),
         "healthy_received": got[0] if got else 0,
         "streams_open_at_end": open_at_end,
         "rss_before_kb": before,
-        "rss_max_kb": max(samples, default=before),
-        "rss_end_kb": samples[-1] if samples else before,
-        "rss_growth_kb": max(samples, default=before) - before,
+        "rss_max_kb": max(samples),
+        "rss_end_kb": samples[-1],
+        "rss_growth_kb": max(samples) - before,
     }
 
 

