@@ -12,10 +12,15 @@ and under a connect storm each trip waits its turn on that one thread.
 Every middleware still runs, in the order the settings give. Then the request
 lets go of what only the middleware needed, since Django keeps it for as long
 as the stream lasts. docs/performance.md has the measurements.
+
+Under daphne a stream also gets a bound on what a client that stops reading
+costs (MAX_UNSENT, `_Unsent`): daphne itself never makes a stream wait.
 """
 
 import asyncio
+import functools
 import gc
+import logging
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +32,10 @@ from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, resolve
+
+from livefeed import conf
+
+logger = logging.getLogger("livefeed")
 
 _stream_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="livefeed-streams")
 
@@ -75,16 +84,84 @@ class _StreamHandler(DjangoASGIHandler):
                 held = False
                 slots.release()
 
+        bounded = _bounded(send)
+
         async def send_and_release(message: Mapping[str, Any]) -> None:
             if message["type"] == "http.response.body":
                 release()  # set up: the next stream may start
-            await send(message)
+            await bounded(message)
 
         try:
             async with ThreadSensitiveContext(executor=_stream_executor):
                 await self.handle(scope, receive, send_and_release)
         finally:
             release()
+
+
+class _Unsent:
+    """A push producer on daphne's Twisted request: how far its client fell behind.
+
+    daphne's send() returns at once and Twisted buffers what the client has not
+    read, so the stream never waits and its mailbox bound never trips: a client
+    that stops reading would hold every later event in this process's memory.
+    Twisted pauses a registered producer when the connection's buffer fills and
+    resumes it once the buffer is empty: what is written in between is unsent.
+    """
+
+    def __init__(self, request: Any, limit: float) -> None:
+        self.request, self.limit = request, limit
+        self.paused = self.counting = False
+        self.count = 0
+        request.registerProducer(self, True)
+
+    def pauseProducing(self) -> None:
+        # Django sends one large chunk (a long replay) as many 64 KB messages
+        # at once, which give the client no chance to read: count only what is
+        # written once the loop has had a turn to flush.
+        self.paused = True
+        asyncio.get_running_loop().call_soon(self._start_counting)
+
+    def _start_counting(self) -> None:
+        self.counting = self.paused and self.request.producer is self
+
+    def resumeProducing(self) -> None:
+        self.paused = self.counting = False
+        self.count = 0
+
+    def stopProducing(self) -> None:
+        pass
+
+    def wrote(self, size: int) -> None:
+        """Count a write made while the client reads nothing; past the limit, hang up."""
+        if not self.counting:
+            return
+        self.count += size
+        if self.count > self.limit and self.request.channel is not None and not self.request.finished:
+            logger.warning("Slow client: %d bytes unsent; closing its stream to catch up from the log", self.count)
+            self.limit = float("inf")  # once: the stream ends when daphne reports the connection lost
+            # Drops what Twisted buffered; the browser reconnects with Last-Event-ID.
+            self.request.transport.abortConnection()
+
+    def unregister(self) -> None:
+        if self.request.producer is self and self.request.channel is not None:
+            self.request.unregisterProducer()  # Twisted logs an error if a finished response still has one
+
+
+def _bounded(send: Any) -> Any:
+    """Return send, closing the connection of a client more than MAX_UNSENT bytes behind (daphne)."""
+    # daphne's send is functools.partial(Server.handle_reply, its Twisted request).
+    request = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    if not hasattr(request, "registerProducer") or not hasattr(request, "transport"):
+        return send  # another server; uvicorn waits in send() itself, so QUEUE_SIZE bounds the stream
+    unsent = _Unsent(request, conf.get("MAX_UNSENT"))
+
+    async def send_bounded(message: Mapping[str, Any]) -> None:
+        if message["type"] == "http.response.body" and not message.get("more_body", False):
+            unsent.unregister()
+        await send(message)
+        unsent.wrote(len(message.get("body", b"")))
+
+    return send_bounded
 
 
 # What the request holds that nothing reads once every middleware has handled

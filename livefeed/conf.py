@@ -25,6 +25,10 @@ DEFAULTS: dict[str, Any] = {
     "MAX_ANONYMOUS_STREAMS_PER_ADDRESS": 10,
     # Live events buffered for one slow stream before it is closed to catch up.
     "QUEUE_SIZE": 256,
+    # Bytes a stream may write under daphne while its client reads none of them
+    # before it is closed to catch up: daphne never makes a stream wait for its
+    # client, so QUEUE_SIZE alone would let a stuck client hold every event.
+    "MAX_UNSENT": 256 * 1024,
     # Largest JSON payload of one event, in bytes (publish raises ValueError).
     "MAX_PAYLOAD": 64 * 1024,
     # Dotted path to `(user, channel) -> bool` deciding custom channels.

@@ -151,12 +151,21 @@ class Hub:
         return reader
 
     async def add(self, reader: Reader) -> None:
+        """Subscribe reader to its channels, all or none: a failed or cancelled add leaves nothing."""
         async with self._lock:
             await self._start()
-            for channel in reader.channels:
-                if channel not in self.readers:
-                    await self.layer.group_add(group_name(channel), self.channel_name)
-                self.readers.setdefault(channel, set()).add(reader)
+            try:
+                for channel in reader.channels:
+                    if channel not in self.readers:
+                        await self.layer.group_add(group_name(channel), self.channel_name)
+                    self.readers.setdefault(channel, set()).add(reader)
+            except BaseException:
+                # Layer down, or client gone during the round trip: else the reader
+                # stays in the channels it joined, and every retry leaks one more.
+                # The group whose add broke is left too: the layer may count it joined.
+                for channel in self._forget(reader):
+                    await self._discard(channel)
+                raise
             reader.subscribed = True
 
     async def remove(self, reader: Reader) -> None:
@@ -167,19 +176,21 @@ class Hub:
         if not reader.subscribed:
             return
         reader.subscribed = False
-        emptied = []
-        for channel in reader.channels:
-            readers = self.readers.get(channel)
-            if readers is not None:
-                readers.discard(reader)
-                if not readers:
-                    del self.readers[channel]
-                    emptied.append(channel)
+        emptied = self._forget(reader)
         if emptied:
             async with self._lock:
                 for channel in emptied:
                     if channel not in self.readers:  # nobody re-joined meanwhile
                         await self._discard(channel)
+
+    def _forget(self, reader: Reader) -> list[str]:
+        """Take reader out of its channels; return those of them nobody here reads now."""
+        for channel in reader.channels:
+            readers = self.readers.get(channel, set())
+            readers.discard(reader)
+            if not readers:
+                self.readers.pop(channel, None)
+        return [channel for channel in reader.channels if channel not in self.readers]
 
     def _uncount(self, user_key: Any) -> None:
         if user_key is None:

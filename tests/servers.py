@@ -21,6 +21,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_until(condition, what: str, timeout: float = 60) -> None:
+    """Poll condition until it holds; raise TimeoutError naming what did not happen."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no {what} within {timeout} s")
+        time.sleep(0.2)
+
+
 def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -77,21 +86,21 @@ APPLICATION = "project.asgi:application"
 # How each ASGI server serves the demo on 127.0.0.1:PORT as one process per port, like daphne
 # (docs/deploy.md#which-asgi-server). Django speaks no ASGI lifespan: servers that ask for it are told not to.
 SERVER_ARGS = {
-    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", APPLICATION],
-    "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off", APPLICATION],
+    "daphne": ["-m", "daphne", "-b", "127.0.0.1", "-p", "{port}", "{app}"],
+    "uvicorn": ["-m", "uvicorn", "--host", "127.0.0.1", "--port", "{port}", "--lifespan", "off", "{app}"],
     # --workers 0: serve in this process instead of one child that SIGTERM never reaches.
-    "hypercorn": ["-m", "hypercorn", "--bind", "127.0.0.1:{port}", "--workers", "0", APPLICATION],
+    "hypercorn": ["-m", "hypercorn", "--bind", "127.0.0.1:{port}", "--workers", "0", "{app}"],
     "granian": [
         *("-m", "granian", "--interface", "asginl", "--loop", "asyncio"),
-        *("--host", "127.0.0.1", "--port", "{port}", APPLICATION),
+        *("--host", "127.0.0.1", "--port", "{port}", "{app}"),
     ],
 }
 
 
-def server(kind: str, env: dict[str, str], port: int | None = None) -> Process:
-    """Start one ASGI server of kind (a key of SERVER_ARGS) serving the demo site."""
+def server(kind: str, env: dict[str, str], port: int | None = None, app: str = APPLICATION) -> Process:
+    """Start one ASGI server of kind (a key of SERVER_ARGS) serving app (the demo site by default)."""
     port = port or free_port()
-    args = [sys.executable, *(arg.format(port=port) for arg in SERVER_ARGS[kind])]
+    args = [sys.executable, *(arg.format(port=port, app=app) for arg in SERVER_ARGS[kind])]
     return Process(f"{kind}-{port}", args, port, env).start()
 
 
@@ -144,8 +153,23 @@ def nginx(site: str, upstreams: list[int], directory: Path, connections: int = 6
     return Process(f"nginx-{port}", args, port).start()
 
 
-def daphne(env: dict[str, str], port: int | None = None) -> Process:
-    return server("daphne", env, port)
+def daphne(env: dict[str, str], port: int | None = None, app: str = APPLICATION) -> Process:
+    return server("daphne", env, port, app)
+
+
+def probe(port: int) -> dict:
+    """Return what the hub of a daphne serving tests.probe:application holds."""
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/__probe__/hub", timeout=10) as answer:
+        return json.load(answer)
+
+
+def rss_kb(pid: int) -> int:
+    """Return the resident memory of pid in KiB (Linux /proc)."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
 
 
 def server_env(database_url: str, redis_url: str = "", **extra: str) -> dict[str, str]:
@@ -196,6 +220,34 @@ class SSEClient:
 
     def close(self) -> None:
         self.connection.close()
+
+
+def stuck_client(port: int, cookie: str) -> socket.socket:
+    """Open a stream with a tiny receive window that reads nothing once the stream is subscribed."""
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.settimeout(20)
+    client.connect(("127.0.0.1", port))
+    client.sendall(f"GET /livefeed/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie}\r\n\r\n".encode())
+    received = b""
+    while b": connected" not in received:
+        received += client.recv(4096)
+    return client
+
+
+def ended_by_server(client: socket.socket, timeout: float = 10) -> bool:
+    """Read what is left, then close; tell whether the server had ended the connection (closed or reset)."""
+    client.settimeout(timeout)
+    try:
+        while client.recv(65536):
+            pass
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        return False
+    finally:
+        client.close()
+    return True
 
 
 def sign_in_code(username: str) -> str:

@@ -1,0 +1,113 @@
+"""A subscribe that fails or is cancelled halfway leaves no reader and no group membership behind."""
+
+import asyncio
+import contextlib
+
+import pytest
+from channels.layers import InMemoryChannelLayer
+from django.contrib.auth.models import User
+
+from livefeed import hub
+from tests import servers
+from tests.streams import Stream, cookie_header, run, session_for
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+TROUBLE = "livefeed.job-1"  # the group whose group_add goes wrong
+
+
+class BrokenLayer(InMemoryChannelLayer):
+    """Joins every group but TROUBLE's; there it records the member (as the Redis pub/sub layer
+    does before its SUBSCRIBE), then raises like a Redis that is down, or hangs like one that
+    does not answer."""
+
+    how = "raises"
+    entered: asyncio.Event | None = None
+
+    async def group_add(self, group: str, channel: str) -> None:
+        await super().group_add(group, channel)
+        if group != TROUBLE:
+            return
+        if self.how == "raises":
+            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        assert self.entered is not None  # set by the test before it connects
+        self.entered.set()
+        await asyncio.Event().wait()  # until the client goes away
+
+
+def may_read_jobs(user, channel):
+    return channel.startswith("job-")
+
+
+def _state(current: hub.Hub) -> dict:
+    return {
+        "readers": {channel: len(readers) for channel, readers in current.readers.items()},
+        "groups": {g for g, members in current.layer.groups.items() if current.channel_name in members},
+    }
+
+
+@pytest.mark.parametrize("how", ["raises", "hangs until the client goes away"])
+def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, how):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
+    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
+    BrokenLayer.how = how
+    user = User.objects.create_user("alice", password="x")
+    key = session_for(user)
+
+    async def scenario():
+        BrokenLayer.entered = asyncio.Event()
+        first = await (await Stream(session_key=key).open()).connected()
+        current = hub.get_hub()
+        before = _state(current)
+        for _ in range(3):  # every reconnect of an outage must not leak one more
+            # Its user and broadcast channels are joined already: only job-1 needs the layer.
+            second = await Stream("/livefeed/stream/?channel=job-1", session_key=key).open()
+            if how == "raises":
+                await second.finish()  # the server ends it; the browser retries later
+            else:
+                await BrokenLayer.entered.wait()
+                BrokenLayer.entered.clear()
+                await second.close()
+        during = _state(current)
+        await first.close()
+        return before, during, _state(current)
+
+    before, during, after = run(scenario)
+    assert during == before
+    assert after == {"readers": {}, "groups": set()}
+
+
+EMPTY = {"streams": 0, "readers": {}, "groups": []}
+
+
+@pytest.mark.e2e
+def test_connects_while_redis_is_down_leave_no_reader_or_subscription_behind(database_url):
+    alice = User.objects.create_user("alice", password="x")
+    cookie = {"Cookie": cookie_header(session_for(alice))}
+    redis = servers.redis_server()
+    redis_url = f"redis://127.0.0.1:{redis.port}/0"
+    server = servers.daphne(servers.server_env(database_url, redis_url), app="tests.probe:application")
+    try:
+        first = servers.SSEClient(server.port, headers=cookie).connected()
+        before = servers.probe(server.port)
+        assert before["readers"] == {f"user.{alice.pk}": 1, "users": 1, "broadcast": 1}
+        redis.stop()
+        for _ in range(3):  # a browser retrying during the outage
+            # Its user and broadcast channels are joined already: only "orders" needs Redis.
+            again = servers.SSEClient(server.port, "/livefeed/stream/?channel=orders", headers=cookie)
+            try:
+                while again.read(10):  # the subscribe fails and the server ends the stream,
+                    pass
+            except TimeoutError:
+                pass  # or redis-py keeps it waiting, and the browser goes away first
+            again.close()
+            with contextlib.suppress(TimeoutError):  # a cancelled subscribe unwinds after the disconnect
+                servers.wait_until(lambda: servers.probe(server.port) == before, "reader left", timeout=20)
+            assert servers.probe(server.port) == before
+        redis.start()
+        first.close()
+        # Its cleanup awaits Redis: wait until it has left every group.
+        servers.wait_until(lambda: servers.probe(server.port) == EMPTY, "reader or group left")
+    finally:
+        server.stop()
+        redis.stop()
