@@ -79,9 +79,10 @@ def assert_same_events(received, shown) -> None:
     for got, doc in zip(received, shown, strict=True):
         assert (got.type, got.last_event_id) == (doc.type, doc.last_event_id)
         got_data, doc_data = json.loads(got.data), json.loads(doc.data)
-        if "created_at" in doc_data:
-            datetime.fromisoformat(got_data.pop("created_at"))
-            doc_data.pop("created_at")
+        for moment in ("created_at", "updated_at"):  # when it was made: not the same twice
+            if moment in doc_data:
+                datetime.fromisoformat(got_data.pop(moment))
+                doc_data.pop(moment)
         assert got_data == doc_data
 
 
