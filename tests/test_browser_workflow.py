@@ -14,7 +14,7 @@ from playwright.sync_api import Page, expect
 
 import livefeed
 from livefeed.due import run_due
-from livefeed.models import Delivery
+from livefeed.models import Delivery, Event
 from tests.test_browser import DOCS, badge, chromium, make_user, notify, off_loop, open_home, signed_in, toasts
 
 pytestmark = [pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
@@ -70,6 +70,30 @@ def test_a_fold_updates_the_open_row_in_place_and_toasts_once(daphne_servers):
         toast = page.locator(f".livefeed-toast[data-id='{pk}']")
         expect(toast).to_have_count(1)
         expect(toast.locator(".livefeed-fold")).to_contain_text("×2")
+
+
+def test_a_fold_the_page_missed_while_offline_is_caught_up_after_a_reset(daphne_servers):
+    """The log was pruned past the page's position: the reset's catch-up brings the fold of an old id."""
+    (server,) = daphne_servers(1, LIVEFEED_SHUTDOWN_SPREAD="500")
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = open_home(signed_in(browser, server, bob))
+        page.evaluate("document.addEventListener('livefeed:reset', () => { window.resets = (window.resets || 0) + 1 })")
+        pk = notify(bob, "{count} comments on Q3 plan", group_key="q3")
+        expect(toasts(page, "1 comments on Q3 plan")).to_be_visible(timeout=5_000)
+        page.locator(f".livefeed-toast[data-id='{pk}'] .livefeed-toast-close").click()
+        server.stop()
+        expect(page.locator(".livefeed-conn")).not_to_have_attribute("data-state", "open", timeout=5_000)
+        notify(bob, "{count} comments on Q3 plan", group_key="q3")
+        notify(bob, "Newer")
+        off_loop(lambda: Event.objects.exclude(pk=Event.objects.latest("pk").pk).delete())  # pruned
+        server.start()
+
+        expect(toasts(page, "2 comments on Q3 plan")).to_be_visible(timeout=10_000)
+        assert page.evaluate("window.resets") == 1
+        expect(badge(page)).to_have_text("2")
+        open_inbox(page)
+        expect(page.locator(".livefeed-item")).to_have_count(2)
 
 
 def test_a_post_action_run_from_a_toast_marks_read_and_shows_the_outcome(daphne_servers):
