@@ -456,8 +456,9 @@
 
   function snoozeMenu(n) {
     const wrap = el("span", "livefeed-snooze");
-    const toggle = el("button", "livefeed-action", text("snooze"));
+    const toggle = el("button", "livefeed-action livefeed-snooze-toggle"); // a clock, drawn in CSS
     toggle.type = "button";
+    toggle.title = text("snooze");
     toggle.setAttribute("aria-label", `${text("snooze")}: ${n.title}`);
     toggle.setAttribute("aria-expanded", "false");
     const menu = el("span", "livefeed-snooze-menu");
