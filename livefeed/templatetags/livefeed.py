@@ -88,4 +88,15 @@ def _strings() -> dict[str, str]:
         "success": gettext("Success"),
         "warning": gettext("Warning"),
         "error": gettext("Error"),
+        # The notification workflow: folds, actions and snooze.
+        "grouped_one": ngettext("{count} grouped notification", "{count} grouped notifications", 1),
+        "grouped_other": ngettext("{count} grouped notification", "{count} grouped notifications", 2),
+        "action_done": gettext("Done"),
+        # Translators: {status} is an HTTP status code such as 403, or "no answer".
+        "action_failed": gettext("Failed ({status})"),
+        "no_answer": gettext("no answer"),
+        "snooze": gettext("Snooze"),
+        "snooze_hour": gettext("1 hour"),
+        "snooze_morning": gettext("Tomorrow morning"),
+        "snooze_failed": gettext("Could not snooze."),
     }

@@ -220,3 +220,40 @@ test("the stream alone (no widget on the page) starts by itself", async () => {
   await settle();
   assert.deepEqual(orders, [{ pk: 1 }]);
 });
+
+test("a fold or a snooze coming back (same id, later updated_at) reaches the widget and page code again", async () => {
+  const browser = new Browser();
+  const [tab] = await openTabs(browser, 1);
+  const [source] = browser.sources;
+  const first = { id: 5, count: 1, updated_at: "2026-11-23T10:00:00Z" };
+  const folded = { id: 5, count: 2, updated_at: "2026-11-23T10:05:00Z" };
+  source.send("notification", first, 20);
+  source.send("notification", folded, 21);
+  source.send("notification", folded, 22); // a resend as unread keeps updated_at: no news
+  await settle();
+  assert.deepEqual(heard(tab, "notification"), [first, folded]);
+  assert.deepEqual(
+    plain(tab.tapped).map(([, data, fresh]) => [data.count, fresh]),
+    [[1, true], [2, true], [2, false]],
+  );
+});
+
+test("a notification the widget listed with its updated_at is news again only when that moves on", async () => {
+  const browser = new Browser();
+  const [tab] = await openTabs(browser, 1);
+  tab.stream.remember(9, "2026-11-23T10:00:00Z");
+  browser.sources[0].send("notification", { id: 9, updated_at: "2026-11-23T10:00:00Z" }, 30);
+  browser.sources[0].send("notification", { id: 9, updated_at: "2026-11-23T11:00:00Z" }, 31);
+  await settle();
+  assert.deepEqual(heard(tab, "notification"), [{ id: 9, updated_at: "2026-11-23T11:00:00Z" }]);
+});
+
+test("removed reaches the widget's hook and page code without asking for it", async () => {
+  const browser = new Browser();
+  const [tab] = await openTabs(browser, 1);
+  const [source] = browser.sources;
+  source.send("removed", { ids: [5], unread_count: 0, unseen_count: 0 }, 40);
+  await settle();
+  assert.deepEqual(heard(tab, "removed"), [{ ids: [5], unread_count: 0, unseen_count: 0 }]);
+  assert.deepEqual(plain(tab.tapped), [["removed", { ids: [5], unread_count: 0, unseen_count: 0 }, true]]);
+});

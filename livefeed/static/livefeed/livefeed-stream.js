@@ -7,7 +7,8 @@
  * Locks (BroadcastChannel heartbeats where those are missing) and relays every
  * event and its id to the other tabs; a new leader resumes after the last relayed
  * id, losing nothing. Every event is dispatched as a `livefeed:<name>` DOM event,
- * once per event id and, for notifications, once per notification id.
+ * once per event id and, for notifications, once per notification id and
+ * `updated_at`: a fold or a snooze coming back is news again, a resend is not.
  *
  * The stream starts at once, unless the root has data-widget: then the widget
  * (livefeed.js) starts it after it has hooked in, so it misses no event.
@@ -20,7 +21,7 @@
 
   function createStream(root) {
     const cfg = root.dataset;
-    const names = new Set(["message", "notification", "read", "reset", ...words(cfg.events)]);
+    const names = new Set(["message", "notification", "read", "removed", "reset", ...words(cfg.events)]);
     const channels = new Set(words(cfg.channels));
     const relay = "BroadcastChannel" in window ? new BroadcastChannel("livefeed") : null;
     const me = Math.random().toString(36).slice(2);
@@ -36,7 +37,7 @@
 
     // Delivery ------------------------------------------------------------------
     const delivered = new Set(); // event ids delivered lately
-    const known = new Set(); // notification ids this page has: each is dispatched once
+    const known = new Map(); // notification id -> its updated_at this page has: dispatched once each
     let previousId = ""; // lastEventId of the stream's previous event
 
     // Resuming from an earlier position (a follower's new channel) replays events
@@ -52,11 +53,19 @@
       return false;
     }
 
+    // A fold or a snooze coming back keeps the id and moves updated_at on: news,
+    // which the widget shows in the row it has. A resend as unread keeps both.
     function firstSight(n) {
       if (typeof n !== "object" || n === null || n.id == null) return true;
-      if (known.has(n.id)) return false;
-      known.add(n.id);
-      return true;
+      const had = known.get(n.id);
+      const again = had !== undefined && (!n.updated_at || had === n.updated_at || had === "");
+      remember(n.id, n.updated_at);
+      return !again;
+    }
+
+    // Without updated_at (a caller of the older remember(id)) any version counts as had.
+    function remember(id, updatedAt) {
+      if (updatedAt || !known.has(id)) known.set(id, updatedAt || "");
     }
 
     function dispatch(name, data) {
@@ -267,7 +276,7 @@
       start,
       tap: (hook) => taps.push(hook), // hook(name, data, fresh) before the DOM event
       watch: (hook) => watchers.push(hook), // hook(state): "connecting", "open", "offline"
-      remember: (id) => known.add(id), // a notification the page got another way (the inbox)
+      remember, // (id, updated_at): a notification the page got another way (the inbox)
       dispatch, // an event the page learned of another way (a catch-up)
     };
     const api = { on, subscribe };

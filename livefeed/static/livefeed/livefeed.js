@@ -94,11 +94,13 @@
     if (typeof body?.unseen_count === "number") unseen = body.unseen_count;
   }
 
-  function api(path, method = "GET") {
+  function api(path, method = "GET", json = undefined) {
     const headers = { Accept: "application/json" };
     if (method !== "GET") headers["X-CSRFToken"] = cfg.csrfToken;
+    if (json !== undefined) headers["Content-Type"] = "application/json";
     const keepalive = method !== "GET"; // a click on a link must not cancel its "read"
-    return fetch(cfg.apiUrl + path, { method, headers, keepalive, credentials: "same-origin" })
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    return fetch(cfg.apiUrl + path, { method, headers, body, keepalive, credentials: "same-origin" })
       .then((response) => {
         if (!response.ok) throw new Error(`livefeed: ${method} ${path} answered ${response.status}`);
         return response.json();
@@ -135,9 +137,10 @@
     time.title = new Date(n.created_at).toLocaleString(lang);
     main.append(time);
     li.append(main);
+    decorateRow(li, n);
     if (!n.read_at) setUnreadAgain(li);
     items.set(n.id, li);
-    stream.remember(n.id); // its live event, should it come after, is no news
+    stream.remember(n.id, n.updated_at); // its live event, should it come after, is no news
     return li;
   }
 
@@ -358,8 +361,157 @@
     }
     node.append(title);
     if (n.body) node.append(el("p", "livefeed-toast-body", n.body));
+    decorateToast(node, title, n);
     show(node, level);
     return node;
+  }
+
+  // Workflow: folds, actions, snooze, removal (docs/javascript.md#the-notification-workflow)
+  // The newest updated_at this page knows: a catch-up brings what changed after it.
+  let changedUpTo = Date.now();
+
+  function foldMark(n) {
+    const mark = el("span", "livefeed-fold");
+    const shown = el("span", "", `×${n.count}`);
+    shown.setAttribute("aria-hidden", "true");
+    mark.append(shown, el("span", "livefeed-sr", `(${counted("grouped", n.count)})`));
+    return mark;
+  }
+
+  function decorateRow(li, n) {
+    if (n.count > 1) li.querySelector(".livefeed-title").append(" ", foldMark(n));
+    const bar = actionBar(n);
+    bar.append(snoozeMenu(n));
+    li.append(bar);
+  }
+
+  // One toast per notification: a fold's toast replaces the one still showing.
+  function decorateToast(node, title, n) {
+    node.dataset.id = n.id;
+    for (const other of toastsOf(n.id)) other.remove();
+    if (n.count > 1) title.append(" ", foldMark(n));
+    if (Array.isArray(n.actions) && n.actions.length) node.append(actionBar(n));
+  }
+
+  const toastsOf = (id) => [...toasts.children].filter((node) => node.dataset.id === String(id));
+
+  function actionBar(n) {
+    const bar = el("div", "livefeed-actions");
+    bar.dataset.id = n.id;
+    for (const action of Array.isArray(n.actions) ? n.actions : []) bar.append(renderAction(n, action));
+    return bar;
+  }
+
+  function renderAction(n, action) {
+    const post = action.method === "post";
+    const href = post ? "" : safeUrl(action.url);
+    const control = el(post ? "button" : href ? "a" : "span", "livefeed-action", action.label);
+    if (post) {
+      control.type = "button";
+      control.addEventListener("click", () => runAction(n, action));
+    } else if (href) {
+      control.href = href;
+      control.addEventListener("click", () => markRead(n.id)); // once: a row's "read" is no news to it
+    }
+    control.setAttribute("aria-label", `${action.label}: ${n.title}`);
+    return control;
+  }
+
+  // A POST action goes only to this site, with the CSRF token (the server checks it was a path).
+  function runAction(n, action) {
+    const url = new URL(action.url, location.href);
+    if (url.origin !== location.origin || !/^\/(?![/\\])/.test(action.url)) return;
+    setOutcome(n.id, "busy", "");
+    const headers = { "X-CSRFToken": cfg.csrfToken, Accept: "application/json" };
+    fetch(url, { method: "POST", headers, credentials: "same-origin" })
+      .then((response) => {
+        if (!response.ok) throw response.status;
+        setOutcome(n.id, "done", text("action_done"));
+        markRead(n.id);
+      })
+      .catch((status) => {
+        if (typeof status !== "number") console.error(status);
+        const why = typeof status === "number" ? status : text("no_answer");
+        setOutcome(n.id, "failed", text("action_failed").replace("{status}", why));
+      });
+  }
+
+  function setOutcome(id, state, message) {
+    for (const bar of root.querySelectorAll(".livefeed-actions")) {
+      if (bar.dataset.id !== String(id)) continue;
+      const had = bar.contains(document.activeElement);
+      for (const button of bar.querySelectorAll("button.livefeed-action")) button.disabled = state === "busy";
+      let note = bar.querySelector(".livefeed-outcome");
+      if (!note) {
+        note = el("span", "livefeed-outcome");
+        note.setAttribute("role", "status");
+        note.tabIndex = -1;
+        bar.append(note);
+      }
+      note.dataset.state = state;
+      note.textContent = message;
+      if (had && state !== "failed") note.focus(); // a disabled button would drop the focus
+    }
+  }
+
+  function snoozeMenu(n) {
+    const wrap = el("span", "livefeed-snooze");
+    const toggle = el("button", "livefeed-action livefeed-snooze-toggle"); // a clock, drawn in CSS
+    toggle.type = "button";
+    toggle.title = text("snooze");
+    toggle.setAttribute("aria-label", `${text("snooze")}: ${n.title}`);
+    toggle.setAttribute("aria-expanded", "false");
+    const menu = el("span", "livefeed-snooze-menu");
+    menu.hidden = true;
+    for (const [key, until] of [["snooze_hour", inAnHour], ["snooze_morning", tomorrowMorning]]) {
+      const option = el("button", "livefeed-action", text(key));
+      option.type = "button";
+      option.setAttribute("aria-label", `${text("snooze")} ${text(key)}: ${n.title}`);
+      option.addEventListener("click", () => snooze(n.id, until()));
+      menu.append(option);
+    }
+    toggle.addEventListener("click", () => {
+      menu.hidden = !menu.hidden;
+      toggle.setAttribute("aria-expanded", String(!menu.hidden));
+      if (!menu.hidden) menu.firstChild.focus();
+    });
+    wrap.append(toggle, menu);
+    return wrap;
+  }
+
+  const inAnHour = () => new Date(Date.now() + 3600 * 1000);
+
+  function tomorrowMorning() {
+    const day = new Date();
+    day.setDate(day.getDate() + 1);
+    day.setHours(8, 0, 0, 0);
+    return day;
+  }
+
+  function snooze(id, until) {
+    api(`${id}/snooze/`, "POST", { until: until.toISOString() })
+      .then(() => dropped([id]))
+      .catch((error) => {
+        console.error(error);
+        setOutcome(id, "failed", text("snooze_failed"));
+      });
+  }
+
+  // Snoozed or expired, here or in another tab: gone from the inbox and the toasts.
+  function removed(data) {
+    dropped(Array.isArray(data?.ids) ? data.ids : []);
+    setCounts(data);
+  }
+
+  function dropped(ids) {
+    for (const id of ids) {
+      const li = items.get(id);
+      if (li?.contains(document.activeElement)) panel.focus();
+      li?.remove();
+      items.delete(id);
+      for (const node of toastsOf(id)) node.remove();
+    }
+    refreshList();
   }
 
   // Events -------------------------------------------------------------------
@@ -378,7 +530,9 @@
       return;
     }
     if (n.id != null) newest = Math.max(newest, n.id);
+    changedUpTo = Math.max(changedUpTo, Date.parse(n.updated_at) || 0);
     if (loaded) {
+      items.get(n.id)?.remove(); // a fold or a snooze back: its row moves to the top
       list.prepend(render(n));
       refreshList();
     }
@@ -396,13 +550,15 @@
   }
 
   // The server could not replay what this page missed (its log moved on):
-  // show the unread notifications newer than any this page knows, then reload.
+  // show the unread notifications newer than any this page knows, or folded or
+  // back from a snooze since the last change it knows, then reload.
   function catchUp() {
     const since = newest;
+    const changed = changedUpTo;
     api(`?unread=1&limit=${PAGE}`)
       .then((body) => {
         for (const n of body.results.reverse()) {
-          if (n.id > since) stream.dispatch("notification", n);
+          if (n.id > since || Date.parse(n.updated_at) > changed) stream.dispatch("notification", n);
         }
         if (loaded) load(true);
       })
@@ -412,6 +568,7 @@
   stream.tap((name, data, fresh) => {
     if (name === "notification") notified(data, fresh);
     else if (name === "read") readElsewhere(data);
+    else if (name === "removed") removed(data);
     else if (name === "reset") catchUp();
   });
   stream.watch((state) => {
