@@ -126,7 +126,6 @@ def test_a_page_post_refuses_another_users_row_bad_input_and_a_missing_csrf_toke
     assert client.get(PAGE, {"before": "abc"}).status_code == 400
 
 
-
 @pytest.mark.django_db
 def test_the_widgets_dropdown_links_to_the_page(rf, alice):
     from django.template import Context, Template
