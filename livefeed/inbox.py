@@ -1,4 +1,4 @@
-"""The JSON inbox API (docs/design.md#contracts): list, mark read, mark all read or seen, archive, snooze.
+"""The JSON inbox API (docs/design.md#contracts): list, mark read or unread, mark all read or seen, archive, snooze.
 
 Session auth. Every answer is JSON, errors too: 401 for an anonymous caller
 (never a login redirect), 403 for a missing CSRF token, 404 for a notification
@@ -77,17 +77,27 @@ def notification_list(request: HttpRequest) -> HttpResponse:
     limit = _integer(request, "limit", DEFAULT_LIMIT)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
+    results, has_more, counts = page(request, limit, unread=_flag(request, "unread"))
+    get_token(request)  # sets the CSRF cookie, so the widget can POST from any page
+    return JsonResponse({"results": results, "has_more": has_more, **counts})
+
+
+def page(
+    request: HttpRequest, limit: int = DEFAULT_LIMIT, *, unread: bool = False
+) -> tuple[list[dict[str, Any]], bool, dict[str, int]]:
+    """Return one page of the caller's inbox after `?before=ID`: (items, has_more, counts).
+
+    The full-page inbox (livefeed.pages) renders the same page the API lists.
+    """
     deliveries = Delivery.objects.inbox(request.user).select_related("notification__actor", "latest__actor")
     before = _optional_integer(request, "before")
     if before is not None:
         deliveries = deliveries.filter(_after(request, before))
-    if _flag(request, "unread"):
+    if unread:
         deliveries = deliveries.filter(read_at__isnull=True)
-    page = list(deliveries[: limit + 1])
+    rows = list(deliveries[: limit + 1])
     counts = _counts(request)
-    get_token(request)  # sets the CSRF cookie, so the widget can POST from any page
-    results = [delivery.item(**counts) for delivery in page[:limit]]
-    return JsonResponse({"results": results, "has_more": len(page) > limit, **counts})
+    return [delivery.item(**counts) for delivery in rows[:limit]], len(rows) > limit, counts
 
 
 @_endpoint("POST")
@@ -95,6 +105,14 @@ def mark_read(request: HttpRequest, pk: int) -> HttpResponse:
     """Mark one notification read."""
     changed = _mine(request, pk).mark_read()
     return _changed(request, [pk] if changed else [])
+
+
+@_endpoint("POST")
+def mark_unread(request: HttpRequest, pk: int) -> HttpResponse:
+    """Mark one notification unread again; it stays seen (the reader has seen it)."""
+    # It stops taking folds, as a resend does: a newer unread one of its key may exist.
+    changed = _mine(request, pk).exclude(read_at=None).update(read_at=None, fold_key="")
+    return _changed(request, [], unread_ids=[pk] if changed else [])
 
 
 @_endpoint("POST")
@@ -152,10 +170,14 @@ def _mine(request: HttpRequest, pk: int) -> Any:
     return deliveries
 
 
-def _changed(request: HttpRequest, ids: list[int], *, publish_anyway: bool = False) -> HttpResponse:
+def _changed(
+    request: HttpRequest, ids: list[int], *, unread_ids: list[int] | None = None, publish_anyway: bool = False
+) -> HttpResponse:
     """Answer a change with the new counts and tell the caller's other tabs."""
-    data = {"ids": ids, **_counts(request)}
-    if ids or publish_anyway:
+    data: dict[str, Any] = {"ids": ids, **_counts(request)}
+    if unread_ids:
+        data["unread_ids"] = unread_ids
+    if ids or unread_ids or publish_anyway:
         publish(user_channel(request.user), "read", data)
     return JsonResponse(data)
 
