@@ -544,6 +544,10 @@
       const li = items.get(id);
       if (li) setRead(li);
     }
+    for (const id of Array.isArray(data?.unread_ids) ? data.unread_ids : []) {
+      const li = items.get(id); // marked unread in another tab or on the inbox page
+      if (li) setUnreadAgain(li);
+    }
     // A group's "read for all" has no per-user count: ask for ours.
     if (typeof data?.unread_count === "number") setCounts(data);
     else api("?limit=1").catch(console.error);
