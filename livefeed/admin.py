@@ -18,8 +18,10 @@ from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import HttpRequest, HttpResponse
 from django.template.defaultfilters import truncatechars
+from django.utils.formats import date_format
 from django.utils.html import format_html
 from django.utils.text import get_text_list
+from django.utils.timezone import localtime
 from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
@@ -46,7 +48,7 @@ class UserSearch(AutocompleteSelectMultiple):
 class NotificationAdmin(admin.ModelAdmin):
     form = NotificationForm
     add_form_template = "admin/livefeed/notification/compose.html"
-    list_display = ["short_title", "level", "audience_label", "read_of_recipients", "created_at"]
+    list_display = ["short_title", "level", "audience_label", "read_of_recipients", "sent_at"]
     list_filter = ["level", "audience", "created_at"]
     search_fields = ["title", "body"]
     ordering = ["-created_at"]
@@ -147,7 +149,7 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description=_("title"), ordering="title")
     def short_title(self, obj: Notification) -> str:
         # Long titles would widen the table past the screen; the full one is on its page.
-        return format_html('<span title="{}">{}</span>', obj.title, truncatechars(obj.title, 60))
+        return format_html('<span title="{}">{}</span>', obj.title, truncatechars(obj.title, 40))
 
     @admin.display(description=_("audience"), ordering="audience")
     def audience_label(self, obj: Notification) -> str:
@@ -155,7 +157,11 @@ class NotificationAdmin(admin.ModelAdmin):
             return _("group %(name)s") % {"name": obj.group.name if obj.group else "—"}
         return obj.get_audience_display()
 
-    @admin.display(description=_("read / recipients"), ordering="recipients_total")
+    @admin.display(description=_("sent"), ordering="created_at")
+    def sent_at(self, obj: Notification) -> str:
+        return date_format(localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
+
+    @admin.display(description=_("read"), ordering="recipients_total")
     def read_of_recipients(self, obj: Notification) -> str:
         return f"{cast(Any, obj).read_total} / {cast(Any, obj).recipients_total}"  # annotated by get_queryset
 
