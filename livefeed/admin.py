@@ -73,10 +73,10 @@ class NotificationAdmin(admin.ModelAdmin):
         form = cast(type[forms.ModelForm], type(base.__name__, (base,), {"may_send_to_everyone": may_send_to_everyone}))
         if obj is None:
             users = form.base_fields["users"]
-            users.widget, users.help_text = self._users_widget(request, users.widget)
+            users.widget, users.help_text = self._users_widget(request)
         return form
 
-    def _users_widget(self, request: HttpRequest, default: forms.Widget) -> tuple[forms.Widget, str]:
+    def _users_widget(self, request: HttpRequest) -> tuple[forms.Widget, Any]:
         """Return the users picker and its help: search as you type when the user admin allows it."""
         # The autocomplete asks the user admin: it needs its search_fields and the sender's view permission.
         user_admin = self.admin_site._registry.get(get_user_model())
@@ -92,12 +92,18 @@ class NotificationAdmin(admin.ModelAdmin):
         )
 
     def render_change_form(
-        self, request: HttpRequest, context: dict[str, Any], add: bool = False, change: bool = False, **kwargs: Any
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any | None = None,
     ) -> HttpResponse:
         if add:
             form = context["adminform"].form
             context |= {"preview": form.preview(), "audience_fields": json.dumps(AUDIENCE_FIELDS)}
-        return super().render_change_form(request, context, add, change, **kwargs)
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
         return False

@@ -70,28 +70,40 @@ class NotificationForm(forms.ModelForm):
     users: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(
         queryset=None, required=False, label=_("Users")
     )
-    data = JSONInput(
-        dict,
-        DATA_EXAMPLE,
-        label=_("Data"),
-        help_text=_("JSON object, sent to the page as `data` (optional). For example: %s") % DATA_EXAMPLE,
-    )
-    actions = JSONInput(
-        list,
-        ACTIONS_EXAMPLE,
-        label=_("Actions"),
-        help_text=_("Up to 3 buttons (optional). For example: %s") % ACTIONS_EXAMPLE,
-    )
     may_send_to_everyone = False  # set per request by NotificationAdmin.get_form
 
     class Meta:
         model = Notification
-        fields = ["audience", "users", "group", "title", "body", "level", "url", "data", "group_key", "actions"]
-        fields += ["expires_at"]
+        fields = [
+            "audience",
+            "users",
+            "group",
+            "title",
+            "body",
+            "level",
+            "url",
+            "data",
+            "group_key",
+            "actions",
+            "expires_at",
+        ]
         widgets = {"audience": forms.RadioSelect}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # Set here, not declared: a form attribute named "data" would hide the form's bound data.
+        self.fields["data"] = JSONInput(
+            dict,
+            DATA_EXAMPLE,
+            label=_("Data"),
+            help_text=_("JSON object, sent to the page as `data` (optional). For example: %s") % DATA_EXAMPLE,
+        )
+        self.fields["actions"] = JSONInput(
+            list,
+            ACTIONS_EXAMPLE,
+            label=_("Actions"),
+            help_text=_("Up to 3 buttons (optional). For example: %s") % ACTIONS_EXAMPLE,
+        )
         users = cast(forms.ModelMultipleChoiceField, self.fields["users"])
         users.queryset = get_user_model()._default_manager.filter(is_active=True)
         if "audience" in self.fields and not self.may_send_to_everyone:
