@@ -165,6 +165,7 @@ def test_data_that_is_not_a_json_object_gets_a_clear_error(sender, alice, data, 
 def test_data_and_actions_may_be_left_empty(sender, alice):
     page = sender.get(ADD_URL).content.decode()
     assert "JSON object, sent to the page as `data` (optional). For example:" in page
+    assert re.search(r'<textarea name="data"[^>]*>\s*</textarea>', page)  # empty, not "null" or "{}"
 
     sender.post(ADD_URL, compose(users=[alice.pk], data="", actions=""))
 
