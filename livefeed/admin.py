@@ -7,6 +7,7 @@ Sending needs the add permission; sending to everyone also needs
 livefeed.send_to_everyone. The form and its preview live in livefeed.compose.
 """
 
+import copy
 import json
 from typing import Any, cast
 
@@ -31,7 +32,7 @@ from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce, announce_read
 
 EVERYONE_PERMISSION = "livefeed.send_to_everyone"
-SENT_FIELDS = ["audience", "group", "title", "body", "level", "url", "data", "group_key", "actions", "expires_at"]
+SENT_FIELDS = [name for name in NotificationForm.Meta.fields if name != "users"]  # the recipients show in FIGURES
 FIGURES = ["delivered", "seen", "read", "archived", "folded"]
 
 
@@ -72,7 +73,8 @@ class NotificationAdmin(admin.ModelAdmin):
         may_send_to_everyone = request.user.has_perm(EVERYONE_PERMISSION)
         form = cast(type[forms.ModelForm], type(base.__name__, (base,), {"may_send_to_everyone": may_send_to_everyone}))
         if obj is None:
-            users = form.base_fields["users"]
+            # A copy: the declared field is shared by every request's form class.
+            users = form.base_fields["users"] = copy.deepcopy(form.base_fields["users"])
             users.widget, users.help_text = self._users_widget(request)
         return form
 

@@ -306,3 +306,16 @@ def test_a_notifications_page_shows_folded_counts(sender, alice):
     page = sender.get(f"{LIST_URL}{first.pk}/change/").content.decode()
 
     assert figures(page)["folded"] == 2
+
+
+def test_one_senders_users_picker_does_not_change_anothers(rf):
+    from django.contrib.admin import site
+
+    notification_admin = site._registry[Notification]
+    searching, listing = rf.get(ADD_URL), rf.get(ADD_URL)
+    searching.user, listing.user = User.objects.create_superuser("root"), User.objects.create_user("staff2")
+
+    form = notification_admin.get_form(searching)
+    notification_admin.get_form(listing)  # another request, meanwhile, on another thread
+
+    assert str(form.base_fields["users"].help_text).startswith("Type part of a username")
