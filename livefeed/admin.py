@@ -1,152 +1,70 @@
 """Sending notifications from the admin: compose, preview, deliver live.
 
 Saving the add form calls livefeed.notify(), the same path as code. A sent
-notification cannot be edited (its readers already have it): resend it instead.
+notification cannot be edited (its readers already have it): resend it instead;
+its page shows how many it reached and how many saw and read it.
 Sending needs the add permission; sending to everyone also needs
-livefeed.send_to_everyone.
+livefeed.send_to_everyone. The form and its preview live in livefeed.compose.
 """
 
-from collections.abc import Iterable
+import copy
+import json
 from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.options import IS_POPUP_VAR
 from django.contrib.admin.widgets import AutocompleteSelectMultiple, FilteredSelectMultiple
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
 from django.db.models import Count, Q, QuerySet, Sum
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import truncatechars
 from django.utils.formats import date_format
-from django.utils.html import format_html, format_html_join
+from django.utils.html import format_html
+from django.utils.text import get_text_list
 from django.utils.timezone import localtime
+from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
 import livefeed
-from livefeed.actions import clean_actions as checked_actions
+from livefeed.compose import AUDIENCE_FIELDS, NotificationForm, audience_phrase
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce, announce_read
 
 EVERYONE_PERMISSION = "livefeed.send_to_everyone"
-_COLOURS = {"info": "#2563eb", "success": "#16a34a", "warning": "#d97706", "error": "#dc2626"}
+SENT_FIELDS = [name for name in NotificationForm.Meta.fields if name != "users"]  # the recipients show in FIGURES
+FIGURES = ["delivered", "seen", "read", "archived", "folded"]
 
 
-class NotificationForm(forms.ModelForm):
-    users: forms.ModelMultipleChoiceField = forms.ModelMultipleChoiceField(
-        queryset=None, required=False, label=_("Users")
-    )
-    preview = forms.BooleanField(
-        required=False,
-        label=_("Preview only"),
-        help_text=_("Show how it looks and how many people get it; nothing is sent."),
-    )
-    may_send_to_everyone = False  # set per request by NotificationAdmin.get_form
+class UserSearch(AutocompleteSelectMultiple):
+    """The users autocomplete, with a placeholder that says it searches."""
 
-    class Meta:
-        model = Notification
-        fields = [
-            "audience",
-            "users",
-            "group",
-            "title",
-            "body",
-            "level",
-            "url",
-            "data",
-            "group_key",
-            "actions",
-            "expires_at",
-        ]
-        widgets = {"audience": forms.RadioSelect}
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        users = cast(forms.ModelMultipleChoiceField, self.fields["users"])
-        users.queryset = get_user_model()._default_manager.filter(is_active=True)
-        if "audience" in self.fields and not self.may_send_to_everyone:
-            audience = cast(forms.ChoiceField, self.fields["audience"])
-            choices: list[Any] = list(cast(Iterable[Any], audience.choices))
-            audience.choices = [choice for choice in choices if choice[0] != Notification.Audience.EVERYONE]
-
-    def clean_actions(self) -> list[dict[str, str]]:
-        try:
-            return checked_actions(self.cleaned_data.get("actions"))
-        except ValueError as error:
-            raise ValidationError(str(error), code="invalid_actions") from None
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        audience = data.get("audience")
-        if audience == Notification.Audience.USERS and not data.get("users"):
-            self.add_error("users", _("Choose at least one user."))
-        if audience == Notification.Audience.GROUP and not data.get("group"):
-            self.add_error("group", _("Choose a group."))
-        if data.get("preview") and not self.errors:
-            # A form error keeps everything on the page and saves nothing; it is safe HTML
-            # built with format_html, so the admin shows the preview at the top.
-            raise ValidationError(self._preview(data))
-        return data
-
-    def _preview(self, data: dict[str, Any]) -> str:
-        draft = Notification(audience=data["audience"], group=data.get("group"))
-        count = len(data["users"]) if draft.audience == Notification.Audience.USERS else draft.audience_users().count()
-        link = format_html('<p><a href="{0}">{0}</a></p>', data["url"]) if data.get("url") else ""
-        shown = Notification(title=data.get("title", ""), body=data.get("body", "")).event_data()  # {count} as 1
-        return format_html(
-            "<p>{}</p>"
-            '<div style="border-left:4px solid {};padding:.25em 1em;max-width:40em;background:#fff;color:#111">'
-            "<strong>{}</strong><p>{}</p>{}{}</div><p>{}</p>{}",
-            _("Not sent yet: check the preview, untick “Preview only” and save to send."),
-            _COLOURS.get(data.get("level", ""), "#888"),
-            shown["title"],
-            shown["body"],
-            link,
-            _preview_actions(data.get("actions") or []),
-            ngettext("Goes to %(count)d person.", "Goes to %(count)d people.", count) % {"count": count},
-            _preview_workflow(data),
-        )
-
-
-def _preview_actions(actions: list[dict[str, str]]) -> str:
-    buttons = format_html_join(
-        " ",
-        '<button type="button" disabled title="{} {}">{}</button>',
-        ((a["method"].upper(), a["url"], a["label"]) for a in actions),
-    )
-    return format_html("<p>{}</p>", buttons) if actions else ""
-
-
-def _preview_workflow(data: dict[str, Any]) -> str:
-    lines = []
-    if data.get("group_key"):
-        lines.append(
-            _("Folds into each reader's unread notification with the key “%(key)s”.") % {"key": data["group_key"]}
-        )
-    if data.get("expires_at"):
-        lines.append(
-            _("Leaves every inbox at %(time)s.")
-            % {"time": date_format(localtime(data["expires_at"]), "DATETIME_FORMAT")}
-        )
-    return format_html_join("", "<p>{}</p>", ((line,) for line in lines))
+    def build_attrs(self, base_attrs: dict[str, Any], extra_attrs: dict[str, Any] | None = None) -> dict[str, Any]:
+        attrs = super().build_attrs(base_attrs, extra_attrs)
+        attrs["data-placeholder"] = gettext("Type to search users…")  # select2 shows it in the empty box
+        return attrs
 
 
 @admin.register(Notification)
 class NotificationAdmin(admin.ModelAdmin):
     form = NotificationForm
-    list_display = ["title", "level", "audience_label", "recipient_count", "read_count", "folded_count", "created_at"]
+    add_form_template = "admin/livefeed/notification/compose.html"
+    list_display = ["short_title", "level", "audience_label", "read_of_recipients", "sent_at"]
     list_filter = ["level", "audience", "created_at"]
     search_fields = ["title", "body"]
     ordering = ["-created_at"]
     actions = ["resend", "mark_read_for_all"]
-    readonly_fields = ["actor", "created_at"]
 
-    def get_fields(self, request: HttpRequest, obj: Notification | None = None) -> Any:
+    def get_fieldsets(self, request: HttpRequest, obj: Notification | None = None) -> Any:
         if obj is None:
-            return [*NotificationForm.Meta.fields, "preview"]
+            return [(None, {"fields": NotificationForm.Meta.fields})]
         return [
-            *("audience", "group", "title", "body", "level", "url", "data"),
-            *("group_key", "actions", "expires_at", "actor", "created_at"),
+            (_("Delivery"), {"fields": [FIGURES]}),
+            (None, {"fields": [*SENT_FIELDS, "actor", "created_at"]}),
         ]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Notification | None = None) -> Any:
+        return [] if obj is None else [*FIGURES, "actor", "created_at"]
 
     def get_form(
         self, request: HttpRequest, obj: Notification | None = None, change: bool = False, **kwargs: Any
@@ -155,15 +73,39 @@ class NotificationAdmin(admin.ModelAdmin):
         may_send_to_everyone = request.user.has_perm(EVERYONE_PERMISSION)
         form = cast(type[forms.ModelForm], type(base.__name__, (base,), {"may_send_to_everyone": may_send_to_everyone}))
         if obj is None:
-            form.base_fields["users"].widget = self._users_widget(form.base_fields["users"].widget)
+            # A copy: the declared field is shared by every request's form class.
+            users = form.base_fields["users"] = copy.deepcopy(form.base_fields["users"])
+            users.widget, users.help_text = self._users_widget(request)
         return form
 
-    def _users_widget(self, default: forms.Widget) -> forms.Widget:
-        # Autocomplete scales to any number of users, but needs a user admin with search_fields.
+    def _users_widget(self, request: HttpRequest) -> tuple[forms.Widget, Any]:
+        """Return the users picker and its help: search as you type when the user admin allows it."""
+        # The autocomplete asks the user admin: it needs its search_fields and the sender's view permission.
         user_admin = self.admin_site._registry.get(get_user_model())
-        if user_admin and user_admin.search_fields:
-            return AutocompleteSelectMultiple(Notification._meta.get_field("recipients"), self.admin_site)
-        return FilteredSelectMultiple(_("users"), is_stacked=False)
+        if user_admin and user_admin.search_fields and user_admin.has_view_permission(request):
+            opts = user_admin.model._meta
+            names = [str(opts.get_field(name.lstrip("^=@")).verbose_name) for name in user_admin.search_fields]
+            return UserSearch(Notification._meta.get_field("recipients"), self.admin_site), _(
+                "Type part of a %(fields)s to find people; pick as many as you like."
+            ) % {"fields": get_text_list(names, gettext("or"))}
+        return FilteredSelectMultiple(_("users"), is_stacked=False), _(
+            "Type in the filter box to narrow the list. (Searching as you type needs a user admin with "
+            "search_fields and the “view user” permission.)"
+        )
+
+    def render_change_form(
+        self,
+        request: HttpRequest,
+        context: dict[str, Any],
+        add: bool = False,
+        change: bool = False,
+        form_url: str = "",
+        obj: Any | None = None,
+    ) -> HttpResponse:
+        if add:
+            form = context["adminform"].form
+            context |= {"preview": form.preview(), "audience_fields": json.dumps(AUDIENCE_FIELDS)}
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def has_change_permission(self, request: HttpRequest, obj: Notification | None = None) -> bool:
         return False
@@ -201,22 +143,54 @@ class NotificationAdmin(admin.ModelAdmin):
         )
         vars(obj).update(vars(sent))  # the admin's log entry and redirect use this instance
 
+    def response_add(self, request: HttpRequest, obj: Notification, post_url_continue: str | None = None) -> Any:
+        """Say whom it went to and how many it reached, then go where the admin goes after adding."""
+        if IS_POPUP_VAR in request.POST:
+            return super().response_add(request, obj, post_url_continue)
+        reached = _figures(obj)["delivered"]
+        message = format_html(
+            gettext("Sent “{}” to {}."), obj.title, audience_phrase(obj.audience, obj.group, reached, sent=True)
+        )
+        self.message_user(request, message, messages.SUCCESS)
+        return self.response_post_save_add(request, obj)
+
+    @admin.display(description=_("title"), ordering="title")
+    def short_title(self, obj: Notification) -> str:
+        # Long titles would widen the table past the screen; the full one is on its page.
+        return format_html('<span title="{}">{}</span>', obj.title, truncatechars(obj.title, 40))
+
     @admin.display(description=_("audience"), ordering="audience")
     def audience_label(self, obj: Notification) -> str:
         if obj.audience == Notification.Audience.GROUP:
             return _("group %(name)s") % {"name": obj.group.name if obj.group else "—"}
         return obj.get_audience_display()
 
-    @admin.display(description=_("recipients"), ordering="recipients_total")
-    def recipient_count(self, obj: Notification) -> int:
-        return cast(Any, obj).recipients_total  # annotated by get_queryset
+    @admin.display(description=_("sent"), ordering="created_at")
+    def sent_at(self, obj: Notification) -> str:
+        return date_format(localtime(obj.created_at), "SHORT_DATETIME_FORMAT")
 
-    @admin.display(description=_("read"), ordering="read_total")
-    def read_count(self, obj: Notification) -> int:
-        return cast(Any, obj).read_total
+    @admin.display(description=_("read"), ordering="recipients_total")
+    def read_of_recipients(self, obj: Notification) -> str:
+        return f"{cast(Any, obj).read_total} / {cast(Any, obj).recipients_total}"  # annotated by get_queryset
 
-    @admin.display(description=_("folded in"), ordering="folded_total")
-    def folded_count(self, obj: Notification) -> int:
+    @admin.display(description=_("delivered to"))
+    def delivered(self, obj: Notification) -> int:
+        return _figures(obj)["delivered"]
+
+    @admin.display(description=_("seen by"))
+    def seen(self, obj: Notification) -> int:
+        return _figures(obj)["seen"]
+
+    @admin.display(description=_("read by"))
+    def read(self, obj: Notification) -> int:
+        return _figures(obj)["read"]
+
+    @admin.display(description=_("archived by"))
+    def archived(self, obj: Notification) -> int:
+        return _figures(obj)["archived"]
+
+    @admin.display(description=_("folded in"))
+    def folded(self, obj: Notification) -> int:
         """Later notifications of its group key that folded into its readers' rows."""
         return cast(Any, obj).folded_total
 
@@ -246,3 +220,17 @@ class NotificationAdmin(admin.ModelAdmin):
         self.message_user(
             request, ngettext("Marked %d delivery read.", "Marked %d deliveries read.", changed) % changed
         )
+
+
+def _figures(notification: Notification) -> dict[str, int]:
+    """Return how many inbox rows show the notification, and how many of those were seen, read, archived."""
+    if not hasattr(notification, "_livefeed_figures"):
+        # Folded rows belong to an earlier notification and show this one (livefeed.folding).
+        rows = Delivery.objects.filter(Q(notification=notification) | Q(latest=notification))
+        vars(notification)["_livefeed_figures"] = rows.aggregate(
+            delivered=Count("pk"),
+            seen=Count("pk", filter=Q(seen_at__isnull=False)),
+            read=Count("pk", filter=Q(read_at__isnull=False)),
+            archived=Count("pk", filter=Q(archived_at__isnull=False)),
+        )
+    return vars(notification)["_livefeed_figures"]

@@ -1,6 +1,7 @@
 """Sending from the admin: who may send to whom, preview, live delivery, list columns and actions."""
 
 import json
+import re
 
 import pytest
 from django.contrib.auth.models import Group, Permission, User
@@ -29,6 +30,12 @@ def sender():
 
 def compose(**fields):
     return {"audience": "user", "title": "Hello", "body": "", "level": "info", "url": "", "data": "{}", **fields}
+
+
+def figures(page):
+    """Return the read-only figures of a notification's page: {"delivered": 4, …}."""
+    found = re.findall(r'fieldBox field-(\w+)">.*?<div class="readonly">(\d+)</div>', page, re.DOTALL)
+    return {name: int(value) for name, value in found}
 
 
 def notification_events():
@@ -96,13 +103,96 @@ def test_choosing_an_audience_member_is_required(sender):
 
 
 def test_preview_shows_the_message_escaped_and_sends_nothing(sender, alice):
-    response = sender.post(ADD_URL, compose(users=[alice.pk], title="<b>Bold?</b>", url="/builds/9", preview="on"))
+    response = sender.post(
+        ADD_URL, compose(users=[alice.pk], title="<b>Bold?</b>", url="/builds/9", _preview="Preview")
+    )
 
     page = response.content.decode()
     assert response.status_code == 200
     assert "&lt;b&gt;Bold?&lt;/b&gt;" in page and "<b>Bold?</b>" not in page
-    assert "Goes to 1 person." in page
+    assert 'value="Send to 1 user"' in page
+    assert "errornote" not in page and not response.context["adminform"].form.errors
     assert not Notification.objects.exists() and not notification_events()
+
+
+def test_preview_names_the_group_and_counts_its_members(sender, alice, bob):
+    ops = Group.objects.create(name="Ops")
+    ops.user_set.add(alice, bob)
+
+    page = sender.post(ADD_URL, compose(audience="group", group=ops.pk, _preview="Preview")).content.decode()
+
+    assert 'value="Send to group Ops (2 members)"' in page
+    assert not Notification.objects.exists()
+
+
+def test_the_success_message_names_the_audience_and_the_count(sender, alice, bob):
+    ops = Group.objects.create(name="Ops")
+    ops.user_set.add(alice, bob)
+
+    response = sender.post(ADD_URL, compose(audience="group", group=ops.pk, title="Deploy finished"), follow=True)
+
+    assert [str(m) for m in response.context["messages"]] == ["Sent “Deploy finished” to the group Ops (2 members)."]
+
+
+@pytest.mark.parametrize("audience", ["everyone", "group"])
+def test_users_picked_for_another_audience_are_refused_not_ignored(alice, audience):
+    client = staff_client("add_notification", "view_notification", "send_to_everyone")
+    group = Group.objects.create(name="g")
+
+    response = client.post(ADD_URL, compose(audience=audience, group=group.pk, users=[alice.pk]))
+
+    assert response.status_code == 200
+    [error] = response.context["adminform"].form.errors["users"]
+    assert error == "This is only for the audience “users”: clear it, or choose that audience."
+    assert not Notification.objects.exists() and not notification_events()
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ('{"build": 128', "This is not valid JSON (Expecting ',' delimiter at character 14)."),
+        ("[1, 2]", "Enter an object {…}, for example:"),
+    ],
+)
+def test_data_that_is_not_a_json_object_gets_a_clear_error(sender, alice, data, error):
+    response = sender.post(ADD_URL, compose(users=[alice.pk], data=data))
+
+    [message] = response.context["adminform"].form.errors["data"]
+    assert message.startswith(error)
+    assert not Notification.objects.exists()
+
+
+def test_data_and_actions_may_be_left_empty(sender, alice):
+    page = sender.get(ADD_URL).content.decode()
+    assert "JSON object, sent to the page as `data` (optional). For example:" in page
+    assert re.search(r'<textarea name="data"[^>]*>\s*</textarea>', page)  # empty, not "null" or "{}"
+
+    sender.post(ADD_URL, compose(users=[alice.pk], data="", actions=""))
+
+    assert (Notification.objects.get().data, Notification.objects.get().actions) == ({}, [])
+
+
+def test_the_users_field_says_how_to_search_or_how_to_pick(sender):
+    superuser = Client()
+    superuser.force_login(User.objects.create_superuser("root"))
+    searching = superuser.get(ADD_URL).content.decode()
+    assert "Type part of a username, first name, last name or email address to find people" in searching
+    assert 'data-placeholder="Type to search users…"' in searching
+
+    # A sender who may not view users gets no answers from the autocomplete: a filtered list instead.
+    assert "Type in the filter box to narrow the list." in sender.get(ADD_URL).content.decode()
+
+
+def test_a_sent_notifications_page_shows_delivered_seen_read_and_archived(sender, alice, bob):
+    User.objects.create_user("carol")
+    notification = livefeed.notify(group=None, everyone=True, title="Figures")
+    Delivery.objects.filter(user=alice).mark_read()
+    Delivery.objects.filter(user=bob).mark_seen()
+    Delivery.objects.filter(user=bob).archive()
+
+    page = sender.get(f"{LIST_URL}{notification.pk}/change/").content.decode()
+
+    assert figures(page) == {"delivered": 4, "seen": 2, "read": 1, "archived": 1, "folded": 0}
 
 
 def test_change_list_shows_audience_recipients_and_reads(sender, alice, bob):
@@ -114,8 +204,7 @@ def test_change_list_shows_audience_recipients_and_reads(sender, alice, bob):
     row = next(r for r in response.context["cl"].result_list if r.pk == notification.pk)
     assert (row.recipients_total, row.read_total) == (2, 1)
     page = response.content.decode()
-    assert "Two readers" in page and 'class="field-recipient_count">2<' in page
-    assert 'class="field-read_count">1<' in page
+    assert "Two readers" in page and 'class="field-read_of_recipients">1 / 2<' in page
 
 
 def test_resend_makes_it_unread_and_delivers_it_again(sender, alice):
@@ -177,11 +266,11 @@ def test_compose_sends_a_group_key_actions_and_an_expiry(sender, alice):
     assert notification_events()[-1][1]["title"] == "2 deploys"
 
 
-@pytest.mark.parametrize("preview", ["", "on"])
+@pytest.mark.parametrize("preview", ["", "Preview"])
 def test_compose_refuses_bad_actions_with_the_reason(sender, alice, preview):
     bad = [{"label": "Go", "url": "https://x.example/", "method": "post"}, {"url": "/x"}]
 
-    response = sender.post(ADD_URL, compose(users=[alice.pk], actions=json.dumps(bad), preview=preview))
+    response = sender.post(ADD_URL, compose(users=[alice.pk], actions=json.dumps(bad), _preview=preview))
 
     assert response.status_code == 200 and "must be a path on this site" in response.content.decode()
     assert not Notification.objects.exists()
@@ -198,24 +287,35 @@ def test_preview_shows_actions_count_key_and_expiry(sender, alice):
             actions=json.dumps(actions),
             expires_at_0="2099-01-01",
             expires_at_1="08:00:00",
-            preview="on",
+            _preview="Preview",
         ),
     )
 
     page = response.content.decode()
-    assert "<strong>1 orders</strong>" in page
+    assert '<span class="livefeed-sr">Info: </span>1 orders</p>' in page
     assert "&lt;i&gt;Approve&lt;/i&gt;</button>" in page
     assert "unread notification with the key “orders”" in page and "Leaves every inbox at" in page
     assert not Notification.objects.exists()
 
 
-def test_change_list_shows_folded_counts(sender, alice):
+def test_a_notifications_page_shows_folded_counts(sender, alice):
     first = livefeed.notify(alice, title="first", group_key="k")
     livefeed.notify(alice, title="second", group_key="k")
     livefeed.notify(alice, title="third", group_key="k")
 
-    response = sender.get(LIST_URL)
+    page = sender.get(f"{LIST_URL}{first.pk}/change/").content.decode()
 
-    row = next(r for r in response.context["cl"].result_list if r.pk == first.pk)
-    assert row.folded_total == 2
-    assert 'class="field-folded_count">2<' in response.content.decode()
+    assert figures(page)["folded"] == 2
+
+
+def test_one_senders_users_picker_does_not_change_anothers(rf):
+    from django.contrib.admin import site
+
+    notification_admin = site._registry[Notification]
+    searching, listing = rf.get(ADD_URL), rf.get(ADD_URL)
+    searching.user, listing.user = User.objects.create_superuser("root"), User.objects.create_user("staff2")
+
+    form = notification_admin.get_form(searching)
+    notification_admin.get_form(listing)  # another request, meanwhile, on another thread
+
+    assert str(form.base_fields["users"].help_text).startswith("Type part of a username")
