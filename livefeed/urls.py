@@ -1,6 +1,6 @@
 from django.urls import path
 
-from livefeed import health, inbox, views
+from livefeed import health, inbox, preferences, views
 
 app_name = "livefeed"
 urlpatterns = [
@@ -12,4 +12,7 @@ urlpatterns = [
     path("api/notifications/<int:pk>/read/", inbox.mark_read, name="read"),
     path("api/notifications/<int:pk>/archive/", inbox.archive, name="archive"),
     path("api/notifications/<int:pk>/snooze/", inbox.snooze, name="snooze"),
+    path("api/preferences/", preferences.api, name="preferences"),
+    path("preferences/", preferences.page, name="preferences_page"),
+    path("unsubscribe/<str:token>/", preferences.unsubscribe, name="unsubscribe"),
 ]
