@@ -65,17 +65,25 @@ def deliver(delay: float | None = None) -> int:
     delay = conf.get("EMAIL_DELAY") if delay is None else delay
     users = list(due(delay).values_list("user", flat=True).distinct().order_by("user"))
     sent = 0
-    with get_connection() as connection:
+    with _mailer() as connection:
         for start in range(0, len(users), _USERS_PER_BATCH):
             for rows in _claim(delay, users[start : start + _USERS_PER_BATCH]).values():
                 sent += _send(rows, connection)
     return sent
 
 
+def _mailer() -> Any:
+    """Return the default mailer, opened once for the whole run."""
+    from django.core import mail
+
+    mailers = getattr(mail, "mailers", None)  # Django 6.1 (EMAIL_BACKEND or MAILERS["default"])
+    return mailers.default if mailers is not None else get_connection()
+
+
 def _claim(delay: float, users: list[Any]) -> dict[Any, list[Delivery]]:
     """Take these users' due rows for this run; return them by user, oldest first."""
+    ids = _candidates(delay, users)
     stamp = timezone.now()
-    ids = list(due(delay).filter(user__in=users).values_list("pk", flat=True))
     # The UPDATE re-checks _UNSENT: of two overlapping runs only one sets each row.
     Delivery.objects.filter(_UNSENT, pk__in=ids).update(emailed_at=stamp)
     mine = Delivery.objects.filter(pk__in=ids, emailed_at=stamp).select_related("user", "notification", "latest")
@@ -83,6 +91,11 @@ def _claim(delay: float, users: list[Any]) -> dict[Any, list[Delivery]]:
     for row in mine.order_by("updated_at", "pk"):
         by_user[row.user_id].append(row)
     return by_user
+
+
+def _candidates(delay: float, users: list[Any]) -> list[int]:
+    # Another run may take any of these before our UPDATE: only the UPDATE decides.
+    return list(due(delay).filter(user__in=users).values_list("pk", flat=True))
 
 
 def _send(rows: list[Delivery], connection: Any) -> int:
