@@ -24,6 +24,7 @@ from django.utils.translation import ngettext
 
 import livefeed
 from livefeed.actions import clean_actions as checked_actions
+from livefeed.categories import GENERAL, category_choices
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce, announce_read
 
@@ -41,6 +42,10 @@ class NotificationForm(forms.ModelForm):
         help_text=_("Show how it looks and how many people get it; nothing is sent."),
     )
     may_send_to_everyone = False  # set per request by NotificationAdmin.get_form
+    # The configured categories, read per form (livefeed.categories).
+    category = forms.TypedChoiceField(
+        label=_("Category"), choices=category_choices, initial=GENERAL, required=False, empty_value=GENERAL
+    )
 
     class Meta:
         model = Notification
@@ -56,6 +61,7 @@ class NotificationForm(forms.ModelForm):
             "group_key",
             "actions",
             "expires_at",
+            "category",
         ]
         widgets = {"audience": forms.RadioSelect}
 
@@ -198,6 +204,7 @@ class NotificationAdmin(admin.ModelAdmin):
             group_key=obj.group_key or None,
             actions=obj.actions,
             expires_at=obj.expires_at,
+            category=obj.category,
         )
         vars(obj).update(vars(sent))  # the admin's log entry and redirect use this instance
 

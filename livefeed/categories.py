@@ -142,3 +142,8 @@ def without_muted(category: str, users: list[Any]) -> list[Any]:
         .values_list("pk", flat=True)
     )
     return [user for user in users if user.pk not in silent]
+
+
+def category_choices() -> list[tuple[str, str]]:
+    """Return (key, label) of every category, for a form's select."""
+    return [(key, str(options["label"])) for key, options in categories().items()]

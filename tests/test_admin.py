@@ -219,3 +219,15 @@ def test_change_list_shows_folded_counts(sender, alice):
     row = next(r for r in response.context["cl"].result_list if r.pk == first.pk)
     assert row.folded_total == 2
     assert 'class="field-folded_count">2<' in response.content.decode()
+
+
+def test_compose_sends_in_a_category_and_refuses_an_unknown_one(sender, alice, settings):
+    settings.LIVEFEED = {"CATEGORIES": {"billing": {"label": "Billing"}}}
+    assert b'<option value="billing">Billing</option>' in sender.get(ADD_URL).content
+
+    sender.post(ADD_URL, compose(users=[alice.pk], category="billing"))
+    refused = sender.post(ADD_URL, compose(users=[alice.pk], category="shipping"))
+
+    assert list(Notification.objects.values_list("category", flat=True)) == ["billing"]
+    assert refused.status_code == 200 and b"Select a valid choice" in refused.content
+    assert notification_events()[0][1]["category"] == "billing"
