@@ -7,6 +7,8 @@ row's write lock, so only one run owns it, and only the owner emails it.
 """
 
 import datetime
+import email.policy
+import inspect
 import logging
 from collections import defaultdict
 from typing import Any
@@ -126,15 +128,29 @@ def message(rows: list[Delivery], connection: Any = None) -> EmailMultiAlternati
     subject = (
         items[0]["title"] if count == 1 else ngettext("%d new notification", "%d new notifications", count) % count
     )
-    email = EmailMultiAlternatives(
+    digest = _Digest(
         " ".join(subject.split()),  # a header: no line breaks
         render_to_string("livefeed/email/digest.txt", context),
         to=[user.email],
         connection=connection,
         headers={"List-Unsubscribe": f"<{unsubscribe}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"},
     )
-    email.attach_alternative(render_to_string("livefeed/email/digest.html", context), "text/html")
-    return email
+    digest.attach_alternative(render_to_string("livefeed/email/digest.html", context), "text/html")
+    return digest
+
+
+class _Digest(EmailMultiAlternatives):
+    """A message whose long List-Unsubscribe URL stays one raw line.
+
+    The email package folds a line over 78 characters, and a URL has no space
+    to fold at, so it would become an RFC 2047 encoded word that mail clients
+    do not read as a URL. RFC 5322 allows lines up to 998 characters.
+    """
+
+    def message(self, **kwargs: Any) -> Any:
+        if "policy" in inspect.signature(super().message).parameters:  # Django 6: the modern email API
+            kwargs["policy"] = kwargs.get("policy", email.policy.default).clone(max_line_length=998)
+        return super().message(**kwargs)
 
 
 def _item(data: dict[str, Any], site: str) -> dict[str, Any]:
