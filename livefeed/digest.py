@@ -66,6 +66,8 @@ def deliver(delay: float | None = None) -> int:
     """Email every user their due notifications, one message each; return how many were sent."""
     delay = conf.get("EMAIL_DELAY") if delay is None else delay
     users = list(due(delay).values_list("user", flat=True).distinct().order_by("user"))
+    if not users:
+        return 0  # no connection to the mail server on a quiet minute
     sent = 0
     with _mailer() as connection:
         for start in range(0, len(users), _USERS_PER_BATCH):
