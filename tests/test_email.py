@@ -194,7 +194,9 @@ def test_the_job_emails_a_real_smtp_server(reader, smtp_server, database_url):
     message = email.message_from_bytes(raw, policy=email.policy.default)
     assert (message["To"], message["Subject"]) == ("alice@example.com", "Build <9> finished")
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
-    text, html = (message.get_body((kind,)).get_content().replace("\r\n", "\n") for kind in ("plain", "html"))
+    parts = [message.get_body((kind,)) for kind in ("plain", "html")]
+    assert message.get_content_type() == "multipart/alternative" and None not in parts
+    text, html = (part.get_content().replace("\r\n", "\n") for part in parts if part is not None)
     assert "Build <9> finished\nAll green\nhttp://127.0.0.1:8000/builds/9" in text
     assert "Build &lt;9&gt; finished" in html and "<9>" not in html
     url = urlsplit(message["List-Unsubscribe"].strip("<>")).path
