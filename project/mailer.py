@@ -13,7 +13,8 @@ import time
 from django.db import connections
 
 logger = logging.getLogger("livefeed")
-INTERVAL = 15.0
+# Seconds between runs (the demo's EMAIL_DELAY is 60 s).
+INTERVAL = float(os.environ.get("DEMO_EMAIL_INTERVAL", 15))
 
 
 def start_if_serving() -> None:
