@@ -140,6 +140,7 @@ class NotificationAdmin(admin.ModelAdmin):
             group_key=obj.group_key or None,
             actions=obj.actions,
             expires_at=obj.expires_at,
+            category=obj.category,
         )
         vars(obj).update(vars(sent))  # the admin's log entry and redirect use this instance
 

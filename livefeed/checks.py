@@ -103,3 +103,34 @@ def check_reauthorize(app_configs: Any = None, **kwargs: Any) -> list:
             id="livefeed.W006",
         )
     ]
+
+
+_CATEGORY_FLAGS = {"in_app", "email", "required"}
+
+
+@register(Tags.compatibility)
+def check_categories(app_configs: Any = None, **kwargs: Any) -> list:
+    """A misspelt flag in LIVEFEED['CATEGORIES'] would silently keep its default (no email, say)."""
+    categories = conf.get("CATEGORIES")
+    if not isinstance(categories, dict):
+        return [_category_error(f"LIVEFEED['CATEGORIES'] is {categories!r:.60}, not a dict.")]
+    errors = []
+    for key, options in categories.items():
+        if not isinstance(key, str) or not 1 <= len(key) <= 50:
+            errors.append(_category_error(f"Category name {key!r:.60} is not 1-50 characters of text."))
+        elif not isinstance(options, dict):
+            errors.append(_category_error(f"Category {key!r} is {options!r:.60}, not a dict."))
+        elif set(options) - _CATEGORY_FLAGS - {"label"}:
+            unknown = ", ".join(sorted(map(str, set(options) - _CATEGORY_FLAGS - {"label"})))
+            errors.append(_category_error(f"Category {key!r} has unknown option(s) {unknown}."))
+        elif any(not isinstance(options[flag], bool) for flag in _CATEGORY_FLAGS & set(options)):
+            errors.append(_category_error(f"Category {key!r}: in_app, email and required must be True or False."))
+    return errors
+
+
+def _category_error(message: str) -> Error:
+    return Error(
+        message,
+        hint='Use {"billing": {"label": "Billing", "in_app": True, "email": True, "required": False}, ...}.',
+        id="livefeed.E007",
+    )

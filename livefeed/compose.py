@@ -17,6 +17,7 @@ from django.utils.translation import gettext, ngettext
 from django.utils.translation import gettext_lazy as _
 
 from livefeed.actions import clean_actions as checked_actions
+from livefeed.categories import GENERAL, category_choices
 from livefeed.models import Notification
 
 PREVIEW = "_preview"  # the name of the Preview button
@@ -71,6 +72,10 @@ class NotificationForm(forms.ModelForm):
         queryset=None, required=False, label=_("Users")
     )
     may_send_to_everyone = False  # set per request by NotificationAdmin.get_form
+    # The configured categories, read per form (livefeed.categories).
+    category = forms.TypedChoiceField(
+        label=_("Category"), choices=category_choices, initial=GENERAL, required=False, empty_value=GENERAL
+    )
 
     class Meta:
         model = Notification
@@ -86,6 +91,7 @@ class NotificationForm(forms.ModelForm):
             "group_key",
             "actions",
             "expires_at",
+            "category",
         ]
         widgets = {"audience": forms.RadioSelect}
 

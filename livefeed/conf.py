@@ -66,6 +66,16 @@ DEFAULTS: dict[str, Any] = {
     # log before calling that part down: a hung Redis must fail the probe
     # quickly, not after the client library's own timeouts.
     "HEALTH_TIMEOUT": 1.0,
+    # Categories of notifications with their defaults per reader, e.g.
+    # {"billing": {"label": "Billing", "in_app": True, "email": True, "required": False}};
+    # "general" (in-app, no email) always exists (livefeed.categories).
+    "CATEGORIES": {},
+    # Seconds a notification stays unread after its last update before it is
+    # emailed (livefeed_deliver): long enough for someone on the page to see it.
+    "EMAIL_DELAY": 600,
+    # The site's address for links in emails ("https://example.com"): a job
+    # run from cron has no request to take it from.
+    "SITE_URL": "http://localhost:8000",
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
     # Allocations between young garbage collections, set by livefeed.asgi's

@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 
+from livefeed.categories import categories
 from livefeed.channels import user_channel
 from livefeed.due import snooze_until
 from livefeed.models import Delivery
@@ -73,7 +74,7 @@ def _endpoint(method: str) -> Callable[[Callable[..., HttpResponse]], Callable[.
 
 @_endpoint("GET")
 def notification_list(request: HttpRequest) -> HttpResponse:
-    """List the caller's inbox newest first; `before` pages by id, `unread=1` filters."""
+    """List the caller's inbox newest first; `before` pages by id, `unread=1` and `category` filter."""
     limit = _integer(request, "limit", DEFAULT_LIMIT)
     if not 1 <= limit <= MAX_LIMIT:
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}.")
@@ -95,6 +96,11 @@ def page(
         deliveries = deliveries.filter(_after(request, before))
     if unread:
         deliveries = deliveries.filter(read_at__isnull=True)
+    category = request.GET.get("category")
+    if category is not None:
+        if category not in categories():
+            raise BadRequest(f"Unknown category {category[:50]!r}.")
+        deliveries = deliveries.filter(notification__category=category)
     rows = list(deliveries[: limit + 1])
     counts = _counts(request)
     return [delivery.item(**counts) for delivery in rows[:limit]], len(rows) > limit, counts

@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from livefeed.actions import validate_actions
+from livefeed.categories import muted_users, validate_category
 
 
 class EventQuerySet(models.QuerySet):
@@ -128,6 +129,14 @@ class Notification(models.Model):
     expires_at = models.DateTimeField(
         _("expires"), null=True, blank=True, help_text=_("After this it leaves every inbox and is never emailed.")
     )
+    category = models.CharField(
+        _("category"),
+        max_length=50,
+        default="general",
+        db_default="general",
+        validators=[validate_category],
+        help_text=_("One of LIVEFEED['CATEGORIES'] (or general): readers choose per category how it reaches them."),
+    )
 
     class Meta:
         verbose_name = _("notification")
@@ -142,7 +151,7 @@ class Notification(models.Model):
         users = get_user_model()._default_manager.all()
         if self.audience == self.Audience.USERS:
             return users.filter(livefeed_notifications=self) if self.pk else users.none()
-        users = users.filter(is_active=True)
+        users = users.filter(is_active=True).exclude(pk__in=muted_users(self.category))
         if self.audience == self.Audience.GROUP:
             return users.filter(groups=self.group_id) if self.group_id else users.none()
         return users
@@ -167,6 +176,7 @@ class Notification(models.Model):
             "expires_at": _iso(self.expires_at),
             "updated_at": _iso(self.created_at),
             "actor": _actor(self.actor) if self.actor_id else None,
+            "category": self.category,
         }
 
 
@@ -284,6 +294,9 @@ class Delivery(models.Model):
     # The group key while this row takes folds; cleared once it cannot (snoozed,
     # resent), so the unique constraint below only ever holds the open one.
     fold_key = models.CharField(max_length=100, blank=True, default="", db_default="")
+    # When it was last emailed (livefeed.digest): due again only once updated_at
+    # passes it (a fold after the email), so nothing is emailed twice.
+    emailed_at = models.DateTimeField(null=True, blank=True)
 
     objects = DeliveryQuerySet.as_manager()
 
@@ -342,3 +355,24 @@ class Delivery(models.Model):
     def item(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
         """Return the inbox API's entry: the event data plus this reader's read_at."""
         return self.event_data(unread_count, unseen_count) | {"read_at": _iso(self.read_at)}
+
+
+class Preference(models.Model):
+    """One user's choices for one category; None keeps the category's default (LIVEFEED["CATEGORIES"]).
+
+    The row with an empty category holds the user's account-wide choice: language.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="livefeed_preferences")
+    category = models.CharField(max_length=50, blank=True)
+    in_app = models.BooleanField(null=True, blank=True)
+    email = models.BooleanField(null=True, blank=True)
+    language = models.CharField(max_length=10, blank=True)
+
+    class Meta:
+        verbose_name = _("notification preference")
+        verbose_name_plural = _("notification preferences")
+        constraints = [models.UniqueConstraint(fields=["user", "category"], name="livefeed_preference_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}/{self.category or '*'}"

@@ -18,6 +18,7 @@ from django.utils import timezone
 from livefeed import folding
 from livefeed.actions import clean_actions
 from livefeed.bridge import refuse_async_context
+from livefeed.categories import GENERAL, check_category, has_muted, without_muted
 from livefeed.channels import BROADCAST, USERS, group_channel, user_channel
 from livefeed.publishing import message_for, publish, publish_messages
 
@@ -41,6 +42,7 @@ def notify(
     group_key: str | None = None,
     actions: list[dict[str, str]] | None = None,
     expires_at: datetime.datetime | None = None,
+    category: str = GENERAL,
 ) -> "Notification":
     """Save a notification for one user (or several), a group or everyone; it goes live on commit.
 
@@ -49,12 +51,14 @@ def notify(
     With a group_key it folds into each recipient's unread one of that key
     (livefeed.folding). Raises TypeError unless exactly one audience is given,
     ValueError for an empty audience, oversized data, a bad group_key, actions
-    or expires_at, ValidationError for a bad field.
+    or expires_at, an unknown category, ValidationError for a bad field.
+    Users with in-app off for the category get no row and no event.
     """
     from livefeed.models import Notification
 
     refuse_async_context("notify")
-    users = _recipients(recipient, group, everyone)
+    check_category(category)
+    users = without_muted(category, _recipients(recipient, group, everyone))
     notification = Notification(
         title=title,
         body=body,
@@ -62,6 +66,7 @@ def notify(
         url=url,
         data={} if data is None else data,
         actor=actor,
+        category=category,
         **_workflow_fields(group_key, actions, expires_at),
     )
     if group is not None:
@@ -96,6 +101,7 @@ async def anotify(
     group_key: str | None = None,
     actions: list[dict[str, str]] | None = None,
     expires_at: datetime.datetime | None = None,
+    category: str = GENERAL,
 ) -> "Notification":
     """Async twin of notify(): the database work and its commit run in a thread."""
     return await sync_to_async(notify)(
@@ -111,6 +117,7 @@ async def anotify(
         group_key=group_key,
         actions=actions,
         expires_at=expires_at,
+        category=category,
     )
 
 
@@ -164,7 +171,8 @@ def _publish_to_readers(
 ) -> None:
     from livefeed.models import Delivery, Notification
 
-    if users is None and notification.audience != Notification.Audience.USERS:
+    # Readers with in-app off must not hear a group event: then each reader hears their own.
+    if users is None and notification.audience != Notification.Audience.USERS and not has_muted(notification.category):
         unknown = {"unread_count": None, "unseen_count": None}  # one event, many readers
         if notification.audience == Notification.Audience.EVERYONE:
             publish(USERS, event, data(**unknown))  # signed-in readers only

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from livefeed import health, inbox, pages, views
+from livefeed import health, inbox, pages, preferences, views
 
 app_name = "livefeed"
 urlpatterns = [
@@ -14,4 +14,7 @@ urlpatterns = [
     path("api/notifications/<int:pk>/unread/", inbox.mark_unread, name="unread"),
     path("api/notifications/<int:pk>/archive/", inbox.archive, name="archive"),
     path("api/notifications/<int:pk>/snooze/", inbox.snooze, name="snooze"),
+    path("api/preferences/", preferences.api, name="preferences"),
+    path("preferences/", preferences.page, name="preferences_page"),
+    path("unsubscribe/<str:token>/", preferences.unsubscribe, name="unsubscribe"),
 ]

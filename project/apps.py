@@ -8,7 +8,7 @@ class ProjectConfig(AppConfig):
 
     def ready(self) -> None:
         import livefeed
-        from project import jobs
+        from project import jobs, mailer
         from project.models import Order
 
         # /demos/job/: each user reads the progress of their own jobs only.
@@ -16,3 +16,5 @@ class ProjectConfig(AppConfig):
         # /demos/orders/: every signed-in user sees the orders table change live.
         livefeed.register_channel("orders", authorize=lambda user: user.is_authenticated)
         livefeed.watch(Order, channel="orders", fields=("customer", "item", "quantity", "total", "status"))
+        # Email digests of what stays unread (printed on the console unless EMAIL_HOST is set).
+        mailer.start_if_serving()

@@ -141,7 +141,25 @@ LIVEFEED = {
     "SHUTDOWN_SPREAD": int(os.environ.get("LIVEFEED_SHUTDOWN_SPREAD", 10_000)),
     "DUE_INTERVAL": float(os.environ.get("LIVEFEED_DUE_INTERVAL", 30)),
     "SHUTDOWN_GRACE": float(os.environ.get("LIVEFEED_SHUTDOWN_GRACE", 0.5)),
+    # docs/notifications.md: what reaches people by email, and when. The demo
+    # emails "general" too (the admin's default), a minute after it stays unread.
+    "CATEGORIES": {
+        "general": {"email": True},
+        "mentions": {"label": "Mentions", "email": True},
+        "security": {"label": "Security", "email": True, "required": True},
+    },
+    "EMAIL_DELAY": float(os.environ.get("LIVEFEED_EMAIL_DELAY", 60)),
+    "SITE_URL": os.environ.get("LIVEFEED_SITE_URL", "http://127.0.0.1:8000"),
 }
+
+# Email: SMTP when EMAIL_HOST is set, else printed on the server's console.
+if os.environ.get("EMAIL_HOST"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = os.environ["EMAIL_HOST"]
+    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "livefeed-demo@localhost")
 
 LOGGING = {
     "version": 1,

@@ -319,3 +319,15 @@ def test_one_senders_users_picker_does_not_change_anothers(rf):
     notification_admin.get_form(listing)  # another request, meanwhile, on another thread
 
     assert str(form.base_fields["users"].help_text).startswith("Type part of a username")
+
+
+def test_compose_sends_in_a_category_and_refuses_an_unknown_one(sender, alice, settings):
+    settings.LIVEFEED = {"CATEGORIES": {"billing": {"label": "Billing"}}}
+    assert b'<option value="billing">Billing</option>' in sender.get(ADD_URL).content
+
+    sender.post(ADD_URL, compose(users=[alice.pk], category="billing"))
+    refused = sender.post(ADD_URL, compose(users=[alice.pk], category="shipping"))
+
+    assert list(Notification.objects.values_list("category", flat=True)) == ["billing"]
+    assert refused.status_code == 200 and b"Select a valid choice" in refused.content
+    assert notification_events()[0][1]["category"] == "billing"

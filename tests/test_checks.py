@@ -50,3 +50,31 @@ def test_each_risky_setting_gets_its_own_check(settings, changes, check_id):
     ]
     assert [m.id for m in messages] == [check_id]
     assert messages[0].hint
+
+
+@pytest.mark.parametrize(
+    "categories",
+    [
+        ["billing"],
+        {"billing": True},
+        {"billing": {"emails": True}},
+        {"billing": {"email": "yes"}},
+        {"x" * 51: {}},
+    ],
+)
+def test_a_malformed_category_is_an_error_naming_it(settings, categories):
+    from livefeed import checks
+
+    settings.LIVEFEED = {"CATEGORIES": categories}
+
+    [message] = checks.check_categories()
+    assert message.id == "livefeed.E007" and message.hint
+
+
+def test_the_demo_categories_pass(settings):
+    from livefeed import checks
+    from project import settings as demo
+
+    settings.LIVEFEED = {"CATEGORIES": demo.LIVEFEED["CATEGORIES"]}
+
+    assert checks.check_categories() == []

@@ -63,3 +63,33 @@ def test_the_send_page_counts_a_group_send(client):
     page = response.content.decode()
     assert "Sent “Hi” to the group Demo team (2 members)." in page
     assert re.search(r'value="group"[^>]*checked', page)  # the next send goes to the group again
+
+
+@pytest.mark.e2e
+@pytest.mark.django_db(transaction=True)
+def test_the_demo_server_prints_bobs_digest_on_its_console(database_url):
+    import sys
+    import time
+
+    import livefeed
+    from tests import servers
+
+    call_command("demo_setup")
+    livefeed.notify(get_user_model().objects.get(username="bob"), title="Deploy finished", url="/")
+    port = servers.free_port()
+    env = servers.server_env(database_url, LIVEFEED_EMAIL_DELAY="0", DEMO_EMAIL_INTERVAL="0.2")
+    env.pop("EMAIL_HOST", None)
+    server = servers.Process(
+        f"demo-email-{port}", [sys.executable, "manage.py", "runserver", f"127.0.0.1:{port}"], port, env
+    )
+    server.start()
+    log = servers.ARTIFACTS / f"{server.name}.log"
+    try:
+        deadline = time.monotonic() + 30  # a wait for the job, not a timing assertion
+        while "To: bob@example.com" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        server.stop()
+    printed = log.read_text()
+    assert "To: bob@example.com" in printed and "Subject: Deploy finished" in printed
+    assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in printed

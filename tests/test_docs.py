@@ -418,11 +418,39 @@ def test_nginx_example_passes_events_through_at_once(reader, daphnes, tmp_path):
     assert json.loads(received[0].data)["title"] == "Through nginx"
 
 
+def cron_command(name: str) -> str:
+    """The command of deploy.md's cron line that runs this management command."""
+    (line,) = (
+        block.body.strip() for block in blocks(DOCS / "deploy.md") if block.action == "cron" and name in block.body
+    )
+    return line.split(None, 5)[5]  # after minute, hour, day, month, weekday
+
+
 @pytest.mark.e2e
 def test_deploy_md_prune_cron_line_runs(reader):
-    (line,) = (block.body.strip() for block in blocks(DOCS / "deploy.md") if block.action == "cron")
-    command = line.split(None, 5)[5]  # after minute, hour, day, month, weekday
-    assert "Deleted 0 events older than 86400 s." in reader.run(deployed(command, reader.root))
+    assert "Deleted 0 events older than 86400 s." in reader.run(deployed(cron_command("livefeed_prune"), reader.root))
+
+
+@pytest.mark.e2e
+def test_deploy_md_deliver_cron_line_runs(reader):
+    assert "Sent 0 email(s)." in reader.run(deployed(cron_command("livefeed_deliver"), reader.root))
+
+
+@pytest.mark.e2e
+def test_deliver_timer_and_service_verify_and_the_service_runs(reader, tmp_path):
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    units = []
+    for name in ("livefeed-deliver.service", "livefeed-deliver.timer"):
+        units.append(tmp_path / name)
+        units[-1].write_text((EXAMPLES / name).read_text().replace(DEPLOYED, str(reader.root)))
+    result = subprocess.run(["systemd-analyze", "verify", *units], capture_output=True, text=True)
+    assert result.returncode == 0 and "livefeed-deliver" not in result.stdout + result.stderr, result.stderr
+    service = dict(line.split("=", 1) for line in units[0].read_text().splitlines() if line.startswith("Exec"))
+    (workdir,) = (
+        line.split("=", 1)[1] for line in units[0].read_text().splitlines() if line.startswith("WorkingDirectory=")
+    )
+    assert "Sent 0 email(s)." in reader.run(f"cd {workdir} && {service['ExecStart']}")
 
 
 # Reference pages against the code ---------------------------------------------------------------
@@ -454,7 +482,7 @@ def test_api_md_names_every_export_command_and_url():
     text = (DOCS / "api.md").read_text()
     names = [*livefeed.__all__, *answers.__all__]
     commands = [path.stem for path in (servers.ROOT / "livefeed" / "management" / "commands").glob("livefeed_*.py")]
-    paths = [str(pattern.pattern).replace("<int:pk>", "ID") for pattern in urlpatterns]
+    paths = [str(pattern.pattern).replace("<int:pk>", "ID").replace("<str:token>", "TOKEN") for pattern in urlpatterns]
     url_names = [f"livefeed:{pattern.name}" for pattern in urlpatterns]
     assert [name for name in [*names, *commands, *url_names] if not re.search(rf"\b{name}\b", text)] == []
     assert [path for path in paths if f"/livefeed/{path}" not in text] == []

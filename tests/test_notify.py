@@ -69,6 +69,7 @@ def test_notify_a_user_reaches_their_stream_only(alice, bob):
                 "expires_at": None,
                 "updated_at": notification.event_data()["created_at"],
                 "actor": None,
+                "category": "general",
             },
         )
     ]

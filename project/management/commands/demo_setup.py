@@ -20,6 +20,7 @@ class Command(BaseCommand):
             if not user.check_password(password):
                 user.set_password(password)
             user.is_staff = user.is_superuser = staff
+            user.email = user.email or f"{username}@example.com"  # where the email digests go
             user.save()
             user.groups.add(team)
         self.stdout.write(f"Demo logins: alice / alice-demo (staff), bob / bob-demo; both in the group {DEMO_GROUP!r}")
