@@ -211,7 +211,8 @@ def test_the_focus_ring_of_a_row_is_not_clipped_by_the_scroll_area(daphne_server
                 const reach = parseFloat(style.outlineWidth) + parseFloat(style.outlineOffset);
                 const ring = node.getBoundingClientRect();
                 const area = node.closest(".livefeed-scroll").getBoundingClientRect();
-                const cut = ring.left - reach < area.left || ring.right + reach > area.right || ring.top - reach < area.top;
+                const cut = ring.left - reach < area.left || ring.right + reach > area.right
+                    || ring.top - reach < area.top;
                 return style.outlineStyle !== "none" && cut;
             }"""
         )
