@@ -279,7 +279,7 @@ def test_a_tab_opened_after_signing_in_again_is_live_not_stuck_behind_a_signed_o
 
         with leader.expect_response(refused_twice, timeout=20_000):
             tab.get_by_role("button", name="Sign out").click()  # ends this session's streams
-        expect(leader.locator(".livefeed-conn")).to_have_attribute("data-state", "offline")
+        expect(leader.locator(".livefeed-conn")).to_have_attribute("data-state", "signed-out")
 
         # Signed in again (a new session), the tab opens the home page.
         sign_in(context, server, bob)
