@@ -219,7 +219,8 @@ def test_the_focus_ring_of_a_row_is_not_clipped_by_the_scroll_area(daphne_server
         assert outside is False
 
 
-def test_a_burst_summary_shows_its_most_severe_level(daphne_servers):
+@pytest.mark.parametrize("error_at", [1, 5], ids=["folded-into-the-summary", "added-to-it-later"])
+def test_a_burst_summary_shows_its_most_severe_level(daphne_servers, error_at):
     (server,) = daphne_servers(1)
     bob = make_user("bob")
     with chromium() as browser:
@@ -230,7 +231,7 @@ def test_a_burst_summary_shows_its_most_severe_level(daphne_servers):
 
             with transaction.atomic():  # all go out back to back at commit
                 for number in range(6):
-                    level = "error" if number in (1, 4) else "info"
+                    level = "error" if number == error_at else "info"
                     livefeed.notify(recipient=bob, title=f"Burst {number}", level=level)
 
         off_loop(burst)
