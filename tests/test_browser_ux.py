@@ -7,6 +7,7 @@ Playwright's page.route makes fail.
 
 import re
 import signal
+from typing import Any
 
 import pytest
 from django.shortcuts import resolve_url
@@ -115,6 +116,7 @@ def test_on_a_phone_the_dropdown_is_a_sheet_inside_the_screen(daphne_servers):
         page = open_home(signed_in(browser, server, bob, viewport=PHONE))
         open_panel(page)
         box = page.locator(".livefeed-panel").bounding_box()
+        assert box is not None
         assert box["x"] >= 0 and box["y"] >= 0
         assert box["x"] + box["width"] <= PHONE["width"]
         assert box["y"] + box["height"] <= PHONE["height"]
@@ -241,7 +243,7 @@ def test_a_burst_summary_shows_its_most_severe_level(daphne_servers, error_at):
         expect(summary.locator(".livefeed-sr")).to_have_text("Error: ")
 
 
-SHOTS = {
+SHOTS: dict[str, dict[str, Any]] = {
     "widget.png": {"viewport": {"width": 900, "height": 560}},
     "widget-mobile.png": {"viewport": PHONE},
     "widget-dark.png": {"viewport": {"width": 900, "height": 560}, "color_scheme": "dark"},
