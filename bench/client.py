@@ -82,7 +82,8 @@ class Stream(asyncio.Protocol):
                 self.opened.set_result(self.status)
             self.joined = self.joined or self.status == 200
             if self.status != 200:  # an error page (a proxy's 502 has no chunked body): not a stream
-                self.transport.close()
+                if self.transport:
+                    self.transport.close()
                 return
         self.body += data
         self._dechunk()

@@ -4,7 +4,9 @@ import json
 from typing import Any
 
 from django import template
+from django.conf import settings
 from django.db.models import Count, Max, Q
+from django.shortcuts import resolve_url
 from django.urls import reverse
 from django.utils.translation import gettext, ngettext
 
@@ -33,6 +35,8 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
     unread, unseen, newest = _inbox_state(context["request"].user)
     return state | {
         "api_url": reverse("livefeed:notifications"),
+        # Where the widget sends someone whose session ended (a 401 on the stream).
+        "login_url": resolve_url(settings.LOGIN_URL),
         "unread_count": unread,
         "unseen_count": unseen,
         "newest_id": newest or 0,
@@ -84,6 +88,12 @@ def _strings() -> dict[str, str]:
         "open": gettext("Live"),
         "connecting": gettext("Connecting…"),
         "offline": gettext("Offline, retrying…"),
+        "reconnecting": gettext("Reconnecting…"),
+        "signed-out": gettext("Signed out — sign in again"),
+        "retry": gettext("Retry"),
+        "action_error": gettext("Could not reach the server: nothing was changed."),
+        "mark_read_named": gettext("Mark as read: {title}"),
+        "opens": gettext("Opens a link"),
         "info": gettext("Info"),
         "success": gettext("Success"),
         "warning": gettext("Warning"),

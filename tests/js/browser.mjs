@@ -139,6 +139,12 @@ function eventSourceOf(browser, tab) {
       this.dispatchEvent(new MessageEvent(name, { data: text, lastEventId: this.lastEventId }));
     }
 
+    // The connection dropped: the browser itself reconnects after `retry`.
+    lose() {
+      this.readyState = 0;
+      this.dispatchEvent(new Event("error"));
+    }
+
     fail() {
       this.readyState = 2;
       this.dispatchEvent(new Event("error"));

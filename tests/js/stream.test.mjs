@@ -171,6 +171,22 @@ test("after the browser gives up (a 502) the leader retries with backoff and res
   assert.equal(follower.state, "open");
 });
 
+test("a stream lost after it was open is reconnecting at once, not connecting", async () => {
+  const browser = new Browser();
+  const [leader, follower] = await openTabs(browser, 2);
+  const [source] = browser.sources;
+  assert.equal(leader.state, "connecting"); // never open yet
+  source.open();
+  await settle();
+  source.lose(); // the server went away: the browser reconnects by itself
+  await settle();
+  assert.equal(leader.state, "reconnecting");
+  assert.equal(follower.state, "reconnecting");
+  source.open();
+  await settle();
+  assert.equal(follower.state, "open");
+});
+
 test("a server refusing a channel (403) gets a stream without the page's channels", async () => {
   const browser = new Browser();
   const [tab] = await openTabs(browser, 1, { channels: "orders secret" });
@@ -183,14 +199,15 @@ test("a server refusing a channel (403) gets a stream without the page's channel
   assert.match(tab.errors[0], /a subscribed channel was refused/);
 });
 
-test("a leader signed out (401) stays offline until a newly opened tab, signed in again, brings it back", async () => {
+test("a leader signed out (401) says so until a newly opened tab, signed in again, brings it back", async () => {
   const browser = new Browser();
-  const [leader] = await openTabs(browser, 1);
+  const [leader, follower] = await openTabs(browser, 2);
   browser.status = 401;
   browser.sources[0].fail();
   await browser.clock.tick(60_000);
   assert.equal(browser.sources.length, 1, "no stream while signed out");
-  assert.equal(leader.state, "offline");
+  assert.equal(leader.state, "signed-out");
+  assert.equal(follower.state, "signed-out");
 
   browser.status = 200; // signed in again, in a new tab
   const [tab] = await openTabs(browser, 1);

@@ -125,7 +125,9 @@
       });
       es.addEventListener("error", () => {
         if (es !== source) return;
-        if (es.readyState !== EventSource.CLOSED) return status("connecting");
+        // The browser reconnects by itself: say so at once, so a page is never
+        // silently stale (before the first open it is still "connecting").
+        if (es.readyState !== EventSource.CLOSED) return status(state === "connecting" ? state : "reconnecting");
         // The browser gave up for good (a 502/503 during a deploy): retry with
         // jittered exponential backoff, so a restarted server is not stampeded.
         status("offline");
@@ -146,7 +148,7 @@
       // browser opens a page (then perhaps signed in again).
       if (code === 401) {
         signedOut = true;
-        return;
+        return status("signed-out"); // the widget asks the user to sign in again
       }
       if ((code === 400 || code === 403) && channels.size) {
         console.error("livefeed: a subscribed channel was refused; streaming without", [...channels]);
@@ -275,7 +277,7 @@
     const internals = {
       start,
       tap: (hook) => taps.push(hook), // hook(name, data, fresh) before the DOM event
-      watch: (hook) => watchers.push(hook), // hook(state): "connecting", "open", "offline"
+      watch: (hook) => watchers.push(hook), // hook(state): "connecting", "open", "reconnecting", "offline", "signed-out"
       remember, // (id, updated_at): a notification the page got another way (the inbox)
       dispatch, // an event the page learned of another way (a catch-up)
     };

@@ -87,6 +87,7 @@
     const label = unread ? counted("unread", unread) : text("unread_zero");
     if (spoken.textContent !== label) spoken.textContent = label;
     if (!unread) for (const li of items.values()) setRead(li);
+    syncReadAll();
   }
 
   function setCounts(body) {
@@ -138,6 +139,7 @@
     main.append(time);
     li.append(main);
     decorateRow(li, n);
+    decorate(li, n, href);
     if (!n.read_at) setUnreadAgain(li);
     items.set(n.id, li);
     stream.remember(n.id, n.updated_at); // its live event, should it come after, is no news
@@ -150,7 +152,7 @@
     const mark = el("button", "livefeed-mark");
     mark.type = "button";
     mark.title = text("mark_read");
-    mark.setAttribute("aria-label", text("mark_read"));
+    mark.setAttribute("aria-label", markLabel(li));
     li.append(mark);
   }
 
@@ -164,9 +166,10 @@
   function markRead(id) {
     const li = items.get(id);
     if (li && !li.classList.contains("livefeed-unread")) return;
+    const undo = undoable(li ? [li] : []);
     if (li) setRead(li);
     setUnread(unread - 1); // the answer and the "read" event bring the true count
-    api(`${id}/read/`, "POST").catch(console.error);
+    api(`${id}/read/`, "POST").then(done, undo);
   }
 
   function load(fresh) {
@@ -207,7 +210,7 @@
   function refreshList() {
     empty.hidden = !loaded || items.size > 0;
     more.hidden = exhausted && !failed;
-    if (failed) more.textContent = text("load_error");
+    if (failed) offerRetry();
     if (!panel.hidden && !exhausted && nearBottom()) load();
   }
 
@@ -216,14 +219,15 @@
 
   list.addEventListener("click", (event) => {
     const li = event.target.closest(".livefeed-item");
-    if (li && (event.target.closest(".livefeed-mark") || event.target.closest("a"))) {
+    if (li && event.target.closest(".livefeed-mark, .livefeed-main")) {
       markRead(Number(li.dataset.id));
     }
   });
 
   $(".livefeed-readall").addEventListener("click", () => {
+    const undo = undoable([...items.values()]);
     setUnread(0);
-    api("read-all/", "POST").catch(console.error);
+    api("read-all/", "POST").then(done, undo);
   });
 
   // Dropdown -----------------------------------------------------------------
@@ -327,7 +331,8 @@
     const burst = now - lastArrival < STORM_MS;
     lastArrival = now;
     if (burst && summary?.node.isConnected) {
-      summary.label.textContent = counted("storm", ++summary.count);
+      summary.label.lastChild.textContent = counted("storm", ++summary.count);
+      severer(summary, n.level);
       return summary.restart();
     }
     recent = recent.filter((item) => now - item.at < STORM_MS);
@@ -335,10 +340,12 @@
       recent.push({ at: now, node: notificationToast(n) });
       return;
     }
+    const levels = recent.map((item) => item.node.dataset.level);
     for (const item of recent) item.node.remove();
     summary = { count: recent.length + 1, node: el("div", "livefeed-toast livefeed-summary") };
     recent = [];
-    summary.label = el("p", "livefeed-toast-title", counted("storm", summary.count));
+    summary.label = el("p", "livefeed-toast-title");
+    summary.label.append(el("span", "livefeed-sr", `${text("info")}: `), el("span", "", counted("storm", summary.count)));
     const action = el("button", "livefeed-toast-action", text("show"));
     action.type = "button";
     action.addEventListener("click", () => {
@@ -347,6 +354,7 @@
     });
     summary.node.append(summary.label, action);
     summary.restart = show(summary.node, "info");
+    for (const level of [...levels, n.level]) severer(summary, level);
   }
 
   function notificationToast(n) {
@@ -575,10 +583,88 @@
     else if (name === "removed") removed(data);
     else if (name === "reset") catchUp();
   });
-  stream.watch((state) => {
+  stream.watch(showConnection);
+
+  // What a person must be told (issue 13) ------------------------------------
+  const notice = $(".livefeed-notice");
+  const alert = $(".livefeed-alert");
+  const readAll = $(".livefeed-readall");
+
+  // The dot's colour is not enough: any state but "live" (and the first
+  // "connecting") is said in words next to the bell, with a way out when signed out.
+  function showConnection(state) {
     conn.dataset.state = state;
     conn.title = conn.firstChild.textContent = text(state);
+    notice.hidden = state === "open" || state === "connecting";
+    if (state !== "signed-out" || !cfg.loginUrl) return notice.replaceChildren(text(state));
+    const login = new URL(cfg.loginUrl, location.href);
+    login.searchParams.set("next", location.pathname + location.search);
+    const link = el("a", "livefeed-signin", text(state));
+    link.href = login.pathname + login.search;
+    notice.replaceChildren(link);
+  }
+
+  // An optimistic change the server never got is taken back where the person
+  // sees it, with a message, instead of leaving a badge that jumps back later.
+  function undoable(rows) {
+    const before = unread;
+    const wereUnread = rows.filter((li) => li.classList.contains("livefeed-unread"));
+    return (error) => {
+      console.error(error);
+      setUnread(before);
+      for (const li of wereUnread) setUnreadAgain(li);
+      say(text("action_error"));
+    };
+  }
+
+  const done = () => say("");
+
+  function say(message) {
+    alert.textContent = message;
+    alert.hidden = !message;
+  }
+
+  function offerRetry() {
+    const again = el("button", "livefeed-retry", text("retry"));
+    again.type = "button";
+    again.addEventListener("click", () => {
+      failed = exhausted = false;
+      load(!loaded);
+      panel.focus(); // the button goes with the message
+    });
+    more.replaceChildren(`${text("load_error")} `, again);
+  }
+
+  function syncReadAll() {
+    if (readAll === document.activeElement && !unread) panel.focus();
+    readAll.hidden = !unread;
+  }
+
+  function markLabel(li) {
+    return text("mark_read_named").replace("{title}", li.dataset.title || "");
+  }
+
+  // A row says whether it opens a link; one without is read by a click or Enter.
+  function decorate(li, n, href) {
+    li.dataset.title = n.title ?? "";
+    if (!href) return;
+    const go = el("span", "livefeed-go", "→");
+    go.setAttribute("aria-hidden", "true");
+    li.firstChild.append(go, el("span", "livefeed-sr", text("opens")));
+  }
+
+  list.addEventListener("keydown", (event) => {
+    const main = event.target.closest?.("div.livefeed-main");
+    if (event.key === "Enter" && main) markRead(Number(main.parentNode.dataset.id));
   });
+
+  // A burst's summary wears the most severe level among its notifications.
+  function severer(summary, level) {
+    const worse = LEVELS.indexOf(levelOf(level)) > LEVELS.indexOf(summary.node.dataset.level);
+    if (!worse) return;
+    summary.node.dataset.level = levelOf(level);
+    summary.label.firstChild.textContent = `${text(levelOf(level))}: `;
+  }
 
   window.livefeed = Object.freeze({
     ...base,
