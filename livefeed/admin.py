@@ -49,7 +49,7 @@ class UserSearch(AutocompleteSelectMultiple):
 class NotificationAdmin(admin.ModelAdmin):
     form = NotificationForm
     add_form_template = "admin/livefeed/notification/compose.html"
-    list_display = ["short_title", "level", "audience_label", "read_of_recipients", "sent_at"]
+    list_display = ["short_title", "level", "audience_label", "read_of_recipients", "folded", "sent_at"]
     list_filter = ["level", "audience", "created_at"]
     search_fields = ["title", "body"]
     ordering = ["-created_at"]

@@ -306,6 +306,9 @@ def test_a_notifications_page_shows_folded_counts(sender, alice):
     page = sender.get(f"{LIST_URL}{first.pk}/change/").content.decode()
 
     assert figures(page)["folded"] == 2
+    # The change list shows it too: the first send's row took two folds.
+    listed = sender.get(LIST_URL).content.decode()
+    assert re.search(rf'<a href="{LIST_URL}{first.pk}/change/">.*?<td class="field-folded">2</td>', listed, re.S)
 
 
 def test_one_senders_users_picker_does_not_change_anothers(rf):
