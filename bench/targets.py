@@ -61,6 +61,34 @@ class LivefeedUvicorn(Livefeed):
         return servers.Process(f"bench-uvicorn-{port}", _uvicorn(self.app, port), port, env).start()
 
 
+class LivefeedHypercorn(Livefeed):
+    """The same Django app and engine on hypercorn (asyncio loop, one process: --workers 0)."""
+
+    name = "livefeed-hypercorn"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = servers.free_port()
+        args = [
+            sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "0",
+            "--backlog", str(_BACKLOG), self.app,
+        ]  # fmt: skip
+        return servers.Process(f"bench-hypercorn-{port}", args, port, env).start()
+
+
+class LivefeedGranian(Livefeed):
+    """The same Django app and engine on granian (Rust HTTP, asyncio loop, one worker)."""
+
+    name = "livefeed-granian"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = servers.free_port()
+        args = [
+            sys.executable, "-m", "granian", "--interface", "asginl", "--loop", "asyncio",
+            "--host", "127.0.0.1", "--port", str(port), "--backlog", str(_BACKLOG), self.app,
+        ]  # fmt: skip
+        return servers.Process(f"bench-granian-{port}", args, port, env).start()
+
+
 def _uvicorn(app: str, port: int) -> list[str]:
     return [
         sys.executable, "-m", "uvicorn", app, "--host", "127.0.0.1", "--port", str(port),
@@ -123,6 +151,8 @@ class DjangoEventstream(Livefeed):
 TARGETS = {
     "livefeed": Livefeed,
     "livefeed-uvicorn": LivefeedUvicorn,
+    "livefeed-hypercorn": LivefeedHypercorn,
+    "livefeed-granian": LivefeedGranian,
     "sse-starlette": SseStarlette,
     "django-eventstream": DjangoEventstream,
 }

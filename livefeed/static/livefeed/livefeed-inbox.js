@@ -18,14 +18,7 @@
       return list.querySelector(`li[data-id="${Number(id)}"]`);
     }
 
-    function safeUrl(url) {
-      try {
-        const parsed = new URL(url, location.href);
-        return url && ["http:", "https:"].includes(parsed.protocol) ? parsed.href : "";
-      } catch {
-        return ""; // javascript:, data: and garbage get no link
-      }
-    }
+    const safeUrl = (url) => window.livefeed?.[Symbol.for("livefeed.stream")]?.safeUrl(url) ?? "";
 
     function setCounts(data) {
       if (typeof data?.unread_count !== "number") return; // a group's event has no count of ours

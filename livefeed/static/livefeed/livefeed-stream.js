@@ -19,6 +19,16 @@
   const INTERNALS = Symbol.for("livefeed.stream"); // how the widget reaches the hooks below
   const words = (value) => (value || "").split(/\s+/).filter(Boolean);
 
+  // An http(s) URL to link to, or "" for javascript:, data: and garbage.
+  function safeUrl(url) {
+    try {
+      const parsed = new URL(url, location.href);
+      return url && ["http:", "https:"].includes(parsed.protocol) ? parsed.href : "";
+    } catch {
+      return "";
+    }
+  }
+
   function createStream(root) {
     const cfg = root.dataset;
     const names = new Set(["message", "notification", "read", "removed", "reset", ...words(cfg.events)]);
@@ -280,6 +290,7 @@
       watch: (hook) => watchers.push(hook), // hook(state): "connecting", "open", "reconnecting", "offline", "signed-out"
       remember, // (id, updated_at): a notification the page got another way (the inbox)
       dispatch, // an event the page learned of another way (a catch-up)
+      safeUrl, // the one check of every link the bell and the inbox page draw
     };
     const api = { on, subscribe };
     Object.defineProperty(api, INTERNALS, { value: internals });

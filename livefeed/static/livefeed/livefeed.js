@@ -51,14 +51,7 @@
     return node;
   }
 
-  function safeUrl(url) {
-    try {
-      const parsed = new URL(url, location.href);
-      return url && ["http:", "https:"].includes(parsed.protocol) ? parsed.href : "";
-    } catch {
-      return ""; // javascript:, data: and garbage get no link
-    }
-  }
+  const safeUrl = (url) => stream.safeUrl(url);
 
   function ago(iso) {
     const seconds = (Date.parse(iso) - Date.now()) / 1000;
