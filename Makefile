@@ -33,11 +33,14 @@ test: lint
 	else echo "== PostgreSQL not reachable on 127.0.0.1:5432: skipping the PostgreSQL run"; fi
 	$(MAKE) --no-print-directory test-django52
 
-# The 5.2 LTS: everything but the browser tests, whose JavaScript does not depend on Django.
+# The 5.2 LTS: everything that depends on Django's version. Not the browser tests (the
+# JavaScript does not depend on it), the docs tests (their scratch project installs the newest
+# Django), the benchmarks and the Redis topologies (the same code paths as test_processes).
 ## test-django52: the suite on Django 5.2 LTS, in a venv of its own
 test-django52: .venv-django52/.installed
 	@echo "== the suite again on Django 5.2 LTS"
-	.venv-django52/bin/python -m pytest --ignore-glob='tests/test_browser*.py'
+	.venv-django52/bin/python -m pytest --ignore-glob='tests/test_browser*.py' \
+		--ignore=tests/test_docs.py --ignore=tests/test_bench.py --ignore=tests/test_fleet.py
 
 ## lint: everything `make test` lints: ruff, ruff format, mypy (livefeed, tests, bench), ESLint
 lint: .venv/.installed node_modules/.installed

@@ -30,6 +30,7 @@ class Harness:
         self.args = args
         self.redis: servers.Process | None = None
         self.servers: list[servers.Process] = []
+        self.front: servers.Process | None = None
         self.clients: list[subprocess.Popen] = []
         self.db_name = ""
         self.profiler: subprocess.Popen | None = None
@@ -61,13 +62,12 @@ class Harness:
             self.servers.append(self.target.start_server(dict(os.environ)))
             self.target.warm_up(self.sessions[-1], self.servers[-1].port)
         self.server = self.servers[0]
-        self.front: servers.Process | None = None
         if self.args.scenario == "fleet":
             # The documented nginx config in front of every server; clients talk to it only.
             site = (ROOT / "docs" / "examples" / "nginx.conf").read_text()
             self.front = servers.nginx(site, [s.port for s in self.servers], ROOT / "test-artifacts" / "bench-nginx",
                                        connections=4 * self.args.streams + 1024)  # fmt: skip
-        self.pids = [server.pid for server in self.servers]
+        self.pids = [self.target.measured_pid(server) for server in self.servers]
         self.pid = self.pids[0]  # profiled and dumped
         self._start_clients(self.sessions[:-1])
 
@@ -119,7 +119,7 @@ class Harness:
         victim = self.servers[-1]
         held = (self.fetch_stats(victim.port) or {}).get("streams", 0)
         victim.stop(signal.SIGKILL)
-        self.pids.remove(victim.pid)
+        self.pids.remove(self.target.measured_pid(victim))
         self.servers.remove(victim)
         return held
 

@@ -1,6 +1,7 @@
 """The servers a scenario can run against: livefeed on daphne, and its peers (bench/peers/)."""
 
 import sys
+from pathlib import Path
 from typing import Any
 
 from tests import servers
@@ -30,6 +31,10 @@ class Livefeed:
 
     def cookie_value(self, session_key: str, pk: int) -> str:
         return session_key
+
+    def measured_pid(self, server: servers.Process) -> int:
+        """Return the process that serves the streams (whose CPU and memory are measured)."""
+        return server.pid
 
     def warm_up(self, session: tuple[str, int], port: int) -> None:
         from bench.harness import raw_get
@@ -87,6 +92,11 @@ class LivefeedGranian(Livefeed):
             "--host", "127.0.0.1", "--port", str(port), "--backlog", str(_BACKLOG), self.app,
         ]  # fmt: skip
         return servers.Process(f"bench-granian-{port}", args, port, env).start()
+
+    def measured_pid(self, server: servers.Process) -> int:
+        # granian's main process only supervises: its one worker serves the streams.
+        children = Path(f"/proc/{server.pid}/task/{server.pid}/children").read_text().split()
+        return int(children[0])
 
 
 def _uvicorn(app: str, port: int) -> list[str]:
