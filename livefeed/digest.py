@@ -152,7 +152,12 @@ class _Digest(EmailMultiAlternatives):
     def message(self, **kwargs: Any) -> Any:
         if "policy" in inspect.signature(super().message).parameters:  # Django 6: the modern email API
             kwargs["policy"] = kwargs.get("policy", email.policy.default).clone(max_line_length=998)
-        return super().message(**kwargs)
+            return super().message(**kwargs)
+        # Django 5.2 builds the message with the compat32 policy, which the
+        # generator reads from the message itself when it writes it out.
+        message = super().message(**kwargs)
+        message.policy = message.policy.clone(max_line_length=998)
+        return message
 
 
 def _item(data: dict[str, Any], site: str) -> dict[str, Any]:
