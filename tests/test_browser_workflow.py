@@ -35,6 +35,8 @@ def row(page: Page, title: str):
 def open_inbox(page: Page) -> None:
     page.locator(".livefeed-bell").click()
     expect(page.locator(".livefeed-panel")).to_be_visible()
+    # Loaded: a notification sent after this is news (a toast), not a row the load found.
+    expect(page.locator(".livefeed-list")).not_to_have_attribute("aria-busy", "true")
 
 
 def due_now(pk: int, **field) -> None:

@@ -173,6 +173,7 @@
     if (!fresh && oldest !== null) query.set("before", oldest);
     more.textContent = moreText;
     more.hidden = false;
+    list.setAttribute("aria-busy", "true"); // also tells tests the list is settled
     loading = api(`?${query}`)
       .then((body) => {
         if (mine !== generation) return;
@@ -196,6 +197,7 @@
       .finally(() => {
         if (mine !== generation) return;
         loading = null;
+        list.removeAttribute("aria-busy");
         refreshList();
       });
   }
