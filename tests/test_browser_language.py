@@ -56,3 +56,6 @@ def test_the_gear_opens_the_preferences_where_email_and_french_are_chosen(daphne
         )
         expect(toasts(page, "alice vous a envoyé un mot")).to_be_visible(timeout=5_000)
         expect(page.locator(".livefeed-toast").get_by_role("button", name="Fermer")).to_be_visible()
+        page.locator(".livefeed-bell").click()  # the row's age too, though the page itself is English
+        expect(page.locator(".livefeed-list .livefeed-title")).to_contain_text("alice vous a envoyé un mot")
+        expect(page.locator(".livefeed-list .livefeed-time")).to_have_text(re.compile("maintenant|il y a"))
