@@ -1,7 +1,14 @@
 """Notifications in each reader's language (docs/notifications.md#language): lazy titles, params, catalogs."""
 
 import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from gettext import GNUTranslations
 from html import unescape
+from pathlib import Path
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -205,3 +212,24 @@ def test_the_preferences_page_changes_the_language(readers, client):
 
     assert "Enregistré." in page and '<option value="fr" selected>' in page
     assert client.get("/livefeed/api/preferences/").json()["language"] == "fr"
+
+
+LOCALE = Path(livefeed.__file__).parent / "locale" / "fr" / "LC_MESSAGES"
+
+
+@pytest.mark.skipif(not shutil.which("xgettext"), reason="needs GNU gettext (apt install gettext)")
+def test_every_string_livefeed_shows_has_a_french_translation_compiled_in_the_mo(tmp_path):
+    # makemessages over a copy of the package: any string added since the catalog was made shows empty.
+    copy = tmp_path / "livefeed"
+    shutil.copytree(LOCALE.parents[2], copy, ignore=shutil.ignore_patterns("__pycache__"))
+    environment = {**os.environ, "PYTHONPATH": str(Path(livefeed.__file__).parents[1])}
+    makemessages = [sys.executable, "-P", "-m", "django", "makemessages", "-l", "fr", "--no-location"]
+    subprocess.run(makemessages, cwd=copy, env=environment, check=True, capture_output=True)
+    current = (copy / "locale" / "fr" / "LC_MESSAGES" / "django.po").read_text()
+    entries = current.split("\n\n")[1:]  # after the header
+    untranslated = [entry for entry in entries if re.search(r'^msgstr(\[\d\])? ""(?!\n")$', entry, re.M)]
+    assert untranslated == [] and "#, fuzzy" not in current
+
+    subprocess.run(["msgfmt", "-o", tmp_path / "fresh.mo", LOCALE / "django.po"], check=True)
+    with open(tmp_path / "fresh.mo", "rb") as fresh, open(LOCALE / "django.mo", "rb") as shipped:
+        assert GNUTranslations(fresh)._catalog == GNUTranslations(shipped)._catalog  # type: ignore[attr-defined]
