@@ -140,7 +140,7 @@ def fan_out(readers: Iterable["Reader"], html_readers: Collection["Reader"], mes
     event_id = message.get("id")
     rendered: dict[tuple[str | None, bool], tuple[int | None, bytes]] = {}
     for reader in readers:
-        key = (reader.language, reader in html_readers)
+        key = (reader.language, bool(html_readers) and reader in html_readers)
         item = rendered.get(key)
         if item is None:
             item = rendered[key] = (event_id, encode(message["data"], *key, event_id))

@@ -233,3 +233,11 @@ def test_every_string_livefeed_shows_has_a_french_translation_compiled_in_the_mo
     subprocess.run(["msgfmt", "-o", tmp_path / "fresh.mo", LOCALE / "django.po"], check=True)
     with open(tmp_path / "fresh.mo", "rb") as fresh, open(LOCALE / "django.mo", "rb") as shipped:
         assert GNUTranslations(fresh)._catalog == GNUTranslations(shipped)._catalog  # type: ignore[attr-defined]
+
+
+def test_anotify_takes_params_too(readers):
+    alice, _ = readers
+
+    run(lambda: livefeed.anotify(alice, title=NOTE, params=PARAMS))
+
+    assert inbox_titles(alice) == [FRENCH]
