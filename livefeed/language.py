@@ -15,6 +15,7 @@ same way. Events without the mark cost one startswith() and nothing else.
 
 import json
 import logging
+import re
 from collections.abc import Collection, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,8 @@ logger = logging.getLogger("livefeed")
 
 # A marked event's data begins so: json.dumps keeps the key first (marked()).
 MARK = '{"translate":'
+# A %-directive of a message: %(name)s, %s, %d, %%…
+_DIRECTIVE = re.compile(r"%(\(\w+\))?[-#0 +]*\d*(?:\.\d+)?([a-zA-Z%])")
 
 
 def fields(title: Any, body: Any, params: Any) -> dict[str, Any]:
@@ -66,6 +69,9 @@ def fields(title: Any, body: Any, params: Any) -> dict[str, Any]:
 
 def _check(text: str, params: dict[str, Any], name: str) -> None:
     if params:
+        # "%s" with a dict of params would show the dict itself; translators need the names anyway.
+        if any(not named and kind != "%" for named, kind in _DIRECTIVE.findall(text)):
+            raise ValueError(f"The {name} {text!r:.80} needs named placeholders with params: %(name)s, not %s.")
         _fill(text, params, name)
         return
     try:

@@ -172,6 +172,11 @@ def test_bad_params_fail_at_notify(alice, params, error, message):
     assert not Notification.objects.exists()
 
 
+def test_a_message_with_unnamed_placeholders_fails_at_notify(alice):
+    with pytest.raises(ValueError, match="named placeholders"):
+        livefeed.notify(alice, title=gettext_lazy("%s sent you a note"), params=PARAMS)
+
+
 def test_params_without_a_lazy_string_fail_at_notify(alice):
     with pytest.raises(ValueError, match="gettext_lazy"):
         livefeed.notify(alice, title="Alice commented", params=PARAMS)
