@@ -9,6 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from livefeed.actions import validate_actions
@@ -149,7 +150,8 @@ class Notification(models.Model):
         permissions = [("send_to_everyone", "Can send notifications to everyone")]
 
     def __str__(self) -> str:
-        return self.title
+        # In the admin's language: the stored msgid with its %(name)s placeholders means little to a reader.
+        return self.shown(get_language())[0] if self.translated else self.title
 
     def audience_users(self) -> models.QuerySet:
         """Return the users this notification is for: its recipients, or the active users of its audience."""

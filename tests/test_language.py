@@ -15,6 +15,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
 from django.core.management import call_command
 from django.test import Client
+from django.utils import translation
 from django.utils.translation import gettext_lazy
 
 import livefeed
@@ -246,3 +247,11 @@ def test_anotify_takes_params_too(readers):
     run(lambda: livefeed.anotify(alice, title=NOTE, params=PARAMS))
 
     assert inbox_titles(alice) == [FRENCH]
+
+
+def test_the_admin_names_a_translated_notification_in_its_own_language(readers):
+    notification = livefeed.notify(readers[0], title=NOTE, params=PARAMS)
+
+    with translation.override("fr"):
+        assert str(notification) == FRENCH
+    assert str(notification) == ENGLISH  # not the stored "%(actor)s sent you a note"
