@@ -83,6 +83,8 @@ def test_one_broadcast_reads_in_each_readers_language_live_in_the_inbox_and_by_e
     assert subjects == {"alice@example.com": FRENCH, "bob@example.com": ENGLISH}
     french = next(message for message in mailoutbox if message.to == ["alice@example.com"])
     assert "Choisir les notifications" in french.body  # the digest's own words too
+    unsubscribe = french.extra_headers["List-Unsubscribe"].strip("<>").removeprefix("https://example.com")
+    assert "Ne plus recevoir d’e-mails pour" in Client().get(unsubscribe).content.decode()  # no session: its reader's
 
 
 def test_a_send_to_one_user_is_in_their_language(readers):
