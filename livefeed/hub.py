@@ -257,12 +257,12 @@ class Hub:
         readers = self.readers.get(message["channel"])
         if not readers:
             return
-        event_id = message.get("id")
-        item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
         instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
         if message["event"] == htmx.EVENT and message["data"].startswith(language.MARK):
             language.fan_out(readers, self.html_readers, message)  # once per reader language
             return
+        event_id = message.get("id")
+        item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
         if self.html_readers and message["event"] == htmx.EVENT:
             htmx.fan_out(readers, self.html_readers, item, message)
             return

@@ -189,8 +189,9 @@ def _publish_to_readers(
     # Readers with in-app off must not hear a group event: then each reader hears their own.
     if users is None and notification.audience != Notification.Audience.USERS and not has_muted(notification.category):
         unknown = {"unread_count": None, "unseen_count": None}  # one event, many readers
-        # Each process's hub renders a translated one per reader language (livefeed.language).
-        shared = _stored(notification, data(**unknown)) if translated else data(**unknown)
+        shared = data(**unknown)
+        if translated:  # each process's hub renders it once per reader language (livefeed.language)
+            shared = language.marked(notification, shared)
         if notification.audience == Notification.Audience.EVERYONE:
             publish(USERS, event, shared)  # signed-in readers only
         elif notification.group_id is not None:  # its group may have been deleted since
