@@ -94,11 +94,19 @@ def page(request: HttpRequest) -> HttpResponse:
         context = {
             "categories": categories.effective(request.user),
             "languages": categories.languages(),
-            "language": categories.language(request.user),
+            "language": _offered(categories.language(request.user)),
             "saved": saved,
             "error": error,
         }
         return render(request, "livefeed/preferences.html", context, status=400 if error else 200)
+
+
+def _offered(code: str) -> str:
+    """Return the entry of LANGUAGES the select shows for code: "en" for LANGUAGE_CODE "en-us"."""
+    try:
+        return translation.get_supported_language_variant(code)
+    except LookupError:
+        return code
 
 
 @csrf_exempt  # no session to protect: the signed URL is the credential (RFC 8058)

@@ -215,6 +215,7 @@ def test_the_inbox_and_preferences_pages_read_in_the_users_language(readers, cli
 def test_the_preferences_page_changes_the_language(readers, client):
     _, bob = readers
     client.force_login(bob)
+    assert '<option value="en" selected>' in client.get("/livefeed/preferences/").content.decode()  # en-us
 
     page = client.post("/livefeed/preferences/", {"language": "fr", "comments:in_app": "on"}).content.decode()
 
