@@ -158,7 +158,8 @@ class NotificationAdmin(admin.ModelAdmin):
     @admin.display(description=_("title"), ordering="title")
     def short_title(self, obj: Notification) -> str:
         # Long titles would widen the table past the screen; the full one is on its page.
-        return format_html('<span title="{}">{}</span>', obj.title, truncatechars(obj.title, 40))
+        title = str(obj)  # a translated one in the admin's language (Notification.__str__)
+        return format_html('<span title="{}">{}</span>', title, truncatechars(title, 40))
 
     @admin.display(description=_("audience"), ordering="audience")
     def audience_label(self, obj: Notification) -> str:

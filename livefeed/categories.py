@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
-from django.utils.translation import get_language_info
+from django.utils.translation import get_language_info, gettext_lazy
 
 from livefeed import conf
 
@@ -23,7 +23,7 @@ _DEFAULTS = {"in_app": True, "email": False, "required": False}
 def categories() -> dict[str, dict[str, Any]]:
     """Return {key: {"label", "in_app", "email", "required"}}, general first, from the settings."""
     configured = conf.get("CATEGORIES") or {}
-    result = {GENERAL: {"label": "General", **_DEFAULTS}}
+    result = {GENERAL: {"label": gettext_lazy("General"), **_DEFAULTS}}
     for key, options in configured.items():
         result[key] = {"label": key.replace("_", " ").capitalize(), **_DEFAULTS, **result.get(key, {}), **options}
     return result

@@ -19,10 +19,10 @@ from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import models
 from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone
+from django.utils import timezone, translation
 from django.utils.translation import ngettext
 
-from livefeed import conf
+from livefeed import conf, language
 from livefeed.categories import categories, opted
 from livefeed.models import Delivery
 
@@ -115,8 +115,14 @@ def _send(rows: list[Delivery], connection: Any) -> int:
 def message(rows: list[Delivery], connection: Any = None) -> EmailMultiAlternatives:
     """Return one user's digest of these deliveries, text and HTML, with RFC 8058 unsubscribe headers."""
     user = rows[0].user
+    reads_in = language.of_user(user)
+    with translation.override(reads_in):  # the digest's own words too, in the reader's language
+        return _message(rows, user, reads_in, connection)
+
+
+def _message(rows: list[Delivery], user: Any, reads_in: str, connection: Any) -> EmailMultiAlternatives:
     site = conf.get("SITE_URL")
-    items = [_item(row.event_data(), site) for row in rows]
+    items = [_item(row.event_data(language=reads_in), site) for row in rows]
     kinds = sorted({row.notification.category for row in rows})
     unsubscribe = urljoin(site, reverse("livefeed:unsubscribe", args=[unsubscribe_token(user, kinds)]))
     context = {

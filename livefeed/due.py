@@ -20,6 +20,7 @@ from django.db import connections, router, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from livefeed import folding
 from livefeed.channels import user_channel
 from livefeed.publishing import publish
 
@@ -94,9 +95,7 @@ def _announce_woken(using: str, pks: list[int]) -> None:
     from livefeed.models import Delivery
 
     rows = list(Delivery.objects.using(using).filter(pk__in=pks).select_related("notification__actor", "latest__actor"))
-    counts = Delivery.objects.using(using).counts({row.user_id for row in rows})
-    for row in rows:
-        publish(user_channel(row.user_id), "notification", row.event_data(**counts[row.user_id]))
+    folding.announce_rows(rows, using)
 
 
 def _announce_removed(using: str, removed: list[tuple[int, int]]) -> None:

@@ -14,7 +14,7 @@ from django.db import connections
 from django.db.models import Max, Min
 from django.utils import timezone
 
-from livefeed import conf, htmx, instruments, outbox, sse
+from livefeed import conf, htmx, instruments, language, outbox, sse
 
 BATCH = 5000  # rows of one read of the hub's
 
@@ -33,7 +33,9 @@ def in_thread(function: Callable[..., Any], *, thread_sensitive: bool = True) ->
     return sync_to_async(run, thread_sensitive=thread_sensitive)
 
 
-def _replay(channels: list[str], last_id: int, html: bool = False) -> tuple[list[bytes], int]:
+def _replay(
+    channels: list[str], last_id: int, html: bool = False, language: str | None = None
+) -> tuple[list[bytes], int]:
     from livefeed.models import Event
 
     # The newest id before the rows: ids become visible in order, so every id
@@ -52,16 +54,19 @@ def _replay(channels: list[str], last_id: int, html: bool = False) -> tuple[list
     elif len(rows) > limit:
         reason = "too_many"
     else:
-        encode = htmx.encode if html else _encode
-        return [encode(event, data, pk) for pk, event, data in rows], max(high, rows[-1][0] if rows else 0)
+        chunks = [_encode(event, data, pk, html, language) for pk, event, data in rows]
+        return chunks, max(high, rows[-1][0] if rows else 0)
     instruments.resets.inc()
     # The log's newest id, never the client's: the reset's id is also the
     # stream's dedupe threshold, and a stale one above the log would drop every new event.
     return [sse.encode(json.dumps({"reason": reason}), event="reset", id=high)], high
 
 
-def _encode(event: str, data: str, id: int) -> bytes:
-    return sse.encode(data, event=event, id=id)
+def _encode(event: str, data: str, id: int, html: bool, reader_language: str | None) -> bytes:
+    # As the hub encodes it live, so a replayed event reads as it did live.
+    if event == htmx.EVENT and data.startswith(language.MARK):
+        return language.encode(data, reader_language, html, id)
+    return htmx.encode(event, data, id) if html else sse.encode(data, event=event, id=id)
 
 
 replay = in_thread(_replay)

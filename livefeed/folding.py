@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, models, transaction
 from django.utils import timezone
 
+from livefeed import language
 from livefeed.channels import user_channel
 from livefeed.publishing import publish
 
@@ -92,7 +93,15 @@ def announce_folded(notification: "Notification", using: str, users: Iterable[An
     readers = Delivery.objects.using(using).filter(models.Q(notification=notification) | models.Q(latest=notification))
     if users is not None:
         readers = readers.filter(user__in=list(users))
-    rows = list(readers.select_related("notification__actor", "latest__actor"))
+    announce_rows(list(readers.select_related("notification__actor", "latest__actor")), using)
+
+
+def announce_rows(rows: list[Any], using: str) -> None:
+    """Send each of these Delivery rows to its reader as a `notification` event: their count, counts and language."""
+    from livefeed.models import Delivery
+
     counts = Delivery.objects.using(using).counts({row.user_id for row in rows})
+    languages = language.of_rows(rows)  # {} unless a row is a message to translate
     for row in rows:
-        publish(user_channel(row.user_id), "notification", row.event_data(**counts[row.user_id]))
+        data = row.event_data(**counts[row.user_id], language=languages.get(row.user_id))
+        publish(user_channel(row.user_id), "notification", data)

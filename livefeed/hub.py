@@ -16,7 +16,7 @@ from typing import Any
 
 from channels.layers import InMemoryChannelLayer, get_channel_layer
 
-from livefeed import conf, eventlog, htmx, instruments, revocation, shutdown, sse
+from livefeed import conf, eventlog, htmx, instruments, language, revocation, shutdown, sse
 from livefeed.channels import group_name
 from livefeed.exceptions import TooManyStreams
 from livefeed.sequencer import Sequencer
@@ -44,14 +44,18 @@ class Reader:
 
     __slots__ = (
         "channels", "items", "maxsize", "waiter", "overflowed", "subscribed", "release", "session", "expires",
-        "written", "__weakref__",
+        "written", "language", "__weakref__",
     )  # fmt: skip
 
     release: weakref.finalize  # set by Hub.reserve
 
-    def __init__(self, channels: list[str], maxsize: int, session: str | None = None) -> None:
+    def __init__(
+        self, channels: list[str], maxsize: int, session: str | None = None, language: str | None = None
+    ) -> None:
         self.channels = channels
         self.session = session
+        # Its reader's language, read once at connect: translated notifications are rendered in it (livefeed.language).
+        self.language = language
         max_age = conf.get("MAX_AGE")
         self.expires = time.monotonic() + max_age if max_age else None
         self.items: list[tuple[int | None, bytes]] = []
@@ -129,6 +133,7 @@ class Hub:
         session: str | None = None,
         limit: int | None = None,
         html: bool = False,
+        language: str | None = None,
     ) -> Reader:
         """Return a Reader counted against the stream caps, or raise TooManyStreams.
 
@@ -139,7 +144,7 @@ class Hub:
         limit = conf.get("MAX_STREAMS_PER_USER") if limit is None else limit
         if user_key is not None and self.per_user.get(user_key, 0) >= limit:
             raise TooManyStreams("Too many open streams for this user.", per_user=True)
-        reader = Reader(channels, conf.get("QUEUE_SIZE"), session)
+        reader = Reader(channels, conf.get("QUEUE_SIZE"), session, language)
         self.streams.add(reader)
         if html:
             self.html_readers.add(reader)
@@ -252,9 +257,12 @@ class Hub:
         readers = self.readers.get(message["channel"])
         if not readers:
             return
+        instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
+        if message["event"] == htmx.EVENT and message["data"].startswith(language.MARK):
+            language.fan_out(readers, self.html_readers, message)  # once per reader language
+            return
         event_id = message.get("id")
         item = (event_id, sse.encode(message["data"], event=message["event"], id=event_id))
-        instruments.delivered.inc(len(readers))  # once per event: cheap at any fan-out
         if self.html_readers and message["event"] == htmx.EVENT:
             htmx.fan_out(readers, self.html_readers, item, message)
             return

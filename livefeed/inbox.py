@@ -19,6 +19,7 @@ from django.shortcuts import get_object_or_404
 from django.utils.decorators import decorator_from_middleware
 from django.views.decorators.csrf import csrf_exempt
 
+from livefeed import language
 from livefeed.categories import categories
 from livefeed.channels import user_channel
 from livefeed.due import snooze_until
@@ -103,7 +104,9 @@ def page(
         deliveries = deliveries.filter(notification__category=category)
     rows = list(deliveries[: limit + 1])
     counts = _counts(request)
-    return [delivery.item(**counts) for delivery in rows[:limit]], len(rows) > limit, counts
+    shown = rows[:limit]
+    reads_in = language.of_rows(shown).get(request.user.pk)  # no query unless one is to translate
+    return [delivery.item(**counts, language=reads_in) for delivery in shown], len(rows) > limit, counts
 
 
 @_endpoint("POST")

@@ -9,6 +9,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
 from livefeed.actions import validate_actions
@@ -137,6 +138,11 @@ class Notification(models.Model):
         validators=[validate_category],
         help_text=_("One of LIVEFEED['CATEGORIES'] (or general): readers choose per category how it reaches them."),
     )
+    # A lazy title or body is stored as its message (msgid) and translated per
+    # reader, with params filled in (livefeed.language); plain ones are shown as given.
+    params = models.JSONField(_("params"), default=dict, blank=True)
+    translate_title = models.BooleanField(_("translate the title"), default=False, db_default=False)
+    translate_body = models.BooleanField(_("translate the body"), default=False, db_default=False)
 
     class Meta:
         verbose_name = _("notification")
@@ -144,7 +150,8 @@ class Notification(models.Model):
         permissions = [("send_to_everyone", "Can send notifications to everyone")]
 
     def __str__(self) -> str:
-        return self.title
+        # In the admin's language: the stored msgid with its %(name)s placeholders means little to a reader.
+        return self.shown(get_language())[0] if self.translated else self.title
 
     def audience_users(self) -> models.QuerySet:
         """Return the users this notification is for: its recipients, or the active users of its audience."""
@@ -156,14 +163,37 @@ class Notification(models.Model):
             return users.filter(groups=self.group_id) if self.group_id else users.none()
         return users
 
+    @property
+    def translated(self) -> bool:
+        """Whether its title or body is a message to translate for each reader."""
+        return self.translate_title or self.translate_body
+
+    def shown(self, language: str | None = None) -> tuple[str, str]:
+        """Return (title, body) as a reader of language sees them (None: LANGUAGE_CODE)."""
+        from livefeed.language import render
+
+        params = self.params or {}
+        title = render(self.title, params, language) if self.translate_title else self.title
+        body = render(self.body, params, language) if self.translate_body else self.body
+        return title, body
+
     def event_data(
-        self, unread_count: int | None = None, unseen_count: int | None = None, *, count: int = 1
+        self,
+        unread_count: int | None = None,
+        unseen_count: int | None = None,
+        *,
+        count: int = 1,
+        language: str | None = None,
     ) -> dict[str, Any]:
-        """Return the `notification` event's data (docs/design.md#contracts); the inbox API reuses it."""
+        """Return the `notification` event's data (docs/design.md#contracts); the inbox API reuses it.
+
+        Title and body are in language (None: LANGUAGE_CODE) when they are messages to translate.
+        """
+        title, body = self.shown(language) if self.translated else (self.title, self.body)
         return {
             "id": self.pk,
-            "title": _with_count(self.title, count),
-            "body": _with_count(self.body, count),
+            "title": _with_count(title, count),
+            "body": _with_count(body, count),
             "level": self.level,
             "url": self.url,
             "created_at": _iso(self.created_at),
@@ -342,19 +372,23 @@ class Delivery(models.Model):
     def __str__(self) -> str:
         return f"{self.notification_id} → {self.user_id}"
 
-    def event_data(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+    def event_data(
+        self, unread_count: int | None = None, unseen_count: int | None = None, *, language: str | None = None
+    ) -> dict[str, Any]:
         """Return this reader's `notification` event data: the newest content under the first one's id."""
         shown = self.latest or self.notification
-        data = shown.event_data(unread_count, unseen_count, count=self.count)
+        data = shown.event_data(unread_count, unseen_count, count=self.count, language=language)
         return data | {
             "id": self.notification_id,
             "created_at": _iso(self.notification.created_at),
             "updated_at": _iso(self.updated_at),
         }
 
-    def item(self, unread_count: int | None = None, unseen_count: int | None = None) -> dict[str, Any]:
+    def item(
+        self, unread_count: int | None = None, unseen_count: int | None = None, *, language: str | None = None
+    ) -> dict[str, Any]:
         """Return the inbox API's entry: the event data plus this reader's read_at."""
-        return self.event_data(unread_count, unseen_count) | {"read_at": _iso(self.read_at)}
+        return self.event_data(unread_count, unseen_count, language=language) | {"read_at": _iso(self.read_at)}
 
 
 class Preference(models.Model):

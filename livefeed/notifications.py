@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 from asgiref.sync import sync_to_async
 from django.db import router, transaction
 from django.utils import timezone
+from django.utils.functional import Promise
 
-from livefeed import folding
+from livefeed import folding, language
 from livefeed.actions import clean_actions
 from livefeed.bridge import refuse_async_context
 from livefeed.categories import GENERAL, check_category, has_muted, without_muted
@@ -33,8 +34,8 @@ def notify(
     *,
     group: Any = None,
     everyone: bool = False,
-    title: str,
-    body: str = "",
+    title: str | Promise,
+    body: str | Promise = "",
     level: str = "info",
     url: str = "",
     data: Any = None,
@@ -43,6 +44,7 @@ def notify(
     actions: list[dict[str, str]] | None = None,
     expires_at: datetime.datetime | None = None,
     category: str = GENERAL,
+    params: dict[str, Any] | None = None,
 ) -> "Notification":
     """Save a notification for one user (or several), a group or everyone; it goes live on commit.
 
@@ -53,6 +55,9 @@ def notify(
     ValueError for an empty audience, oversized data, a bad group_key, actions
     or expires_at, an unknown category, ValidationError for a bad field.
     Users with in-app off for the category get no row and no event.
+    A lazy title or body (gettext_lazy) reaches each reader in their language,
+    params filled in (livefeed.language): ValueError for params without one or
+    missing a key, TypeError for params that are not a dict of JSON values.
     """
     from livefeed.models import Notification
 
@@ -60,8 +65,7 @@ def notify(
     check_category(category)
     users = without_muted(category, _recipients(recipient, group, everyone))
     notification = Notification(
-        title=title,
-        body=body,
+        **language.fields(title, body, params),
         level=level,
         url=url,
         data={} if data is None else data,
@@ -74,7 +78,7 @@ def notify(
     elif everyone:
         notification.audience = Notification.Audience.EVERYONE
     notification.clean_fields(exclude=["actor", "group"])
-    message_for(BROADCAST, "notification", notification.event_data())  # size check before saving
+    message_for(BROADCAST, "notification", _stored(notification, notification.event_data()))  # size check first
     using = router.db_for_write(Notification)
     with transaction.atomic(using=using):
         notification.save()
@@ -92,8 +96,8 @@ async def anotify(
     *,
     group: Any = None,
     everyone: bool = False,
-    title: str,
-    body: str = "",
+    title: str | Promise,
+    body: str | Promise = "",
     level: str = "info",
     url: str = "",
     data: Any = None,
@@ -102,6 +106,7 @@ async def anotify(
     actions: list[dict[str, str]] | None = None,
     expires_at: datetime.datetime | None = None,
     category: str = GENERAL,
+    params: dict[str, Any] | None = None,
 ) -> "Notification":
     """Async twin of notify(): the database work and its commit run in a thread."""
     return await sync_to_async(notify)(
@@ -118,6 +123,7 @@ async def anotify(
         actions=actions,
         expires_at=expires_at,
         category=category,
+        params=params,
     )
 
 
@@ -126,7 +132,7 @@ def announce(notification: "Notification", users: Iterable[Any] | None = None) -
     if notification.group_key:  # each reader's row and count differ (livefeed.folding)
         folding.announce_folded(notification, router.db_for_write(type(notification)), users)
         return
-    _publish_to_readers(notification, "notification", notification.event_data, users)
+    _publish_to_readers(notification, "notification", notification.event_data, users, notification.translated)
 
 
 def announce_read(notification: "Notification") -> None:
@@ -137,6 +143,11 @@ def announce_read(notification: "Notification") -> None:
         lambda **counts: {"ids": [notification.pk], **counts},
         None,
     )
+
+
+def _stored(notification: "Notification", data: dict[str, Any]) -> dict[str, Any]:
+    """Return a group or everyone event's data as published: marked for the hub when it needs translating."""
+    return language.marked(notification, data) if notification.translated else data
 
 
 def _workflow_fields(group_key: Any, actions: Any, expires_at: Any) -> dict[str, Any]:
@@ -167,20 +178,35 @@ def _recipients(recipient: Any, group: Any, everyone: bool) -> list[Any]:
 
 
 def _publish_to_readers(
-    notification: "Notification", event: str, data: Callable[..., Any], users: Iterable[Any] | None
+    notification: "Notification",
+    event: str,
+    data: Callable[..., Any],
+    users: Iterable[Any] | None,
+    translated: bool = False,
 ) -> None:
     from livefeed.models import Delivery, Notification
 
     # Readers with in-app off must not hear a group event: then each reader hears their own.
     if users is None and notification.audience != Notification.Audience.USERS and not has_muted(notification.category):
         unknown = {"unread_count": None, "unseen_count": None}  # one event, many readers
+        shared = data(**unknown)
+        if translated:  # each process's hub renders it once per reader language (livefeed.language)
+            shared = language.marked(notification, shared)
         if notification.audience == Notification.Audience.EVERYONE:
-            publish(USERS, event, data(**unknown))  # signed-in readers only
+            publish(USERS, event, shared)  # signed-in readers only
         elif notification.group_id is not None:  # its group may have been deleted since
-            publish(group_channel(notification.group_id), event, data(**unknown))
+            publish(group_channel(notification.group_id), event, shared)
         return
     if users is None:
         users = notification.deliveries.values_list("user_id", flat=True)
     # One log write and one background send for all these users' events, however many there are.
     counts = Delivery.objects.counts(users)
-    publish_messages([message_for(user_channel(user_id), event, data(**own)) for user_id, own in counts.items()])
+    if translated:  # each reader's own event, in their language
+        languages = language.of_users(counts)
+        messages = [
+            message_for(user_channel(user_id), event, data(**own, language=languages.get(user_id)))
+            for user_id, own in counts.items()
+        ]
+    else:
+        messages = [message_for(user_channel(user_id), event, data(**own)) for user_id, own in counts.items()]
+    publish_messages(messages)

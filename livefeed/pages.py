@@ -14,9 +14,11 @@ from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.urls import reverse
+from django.utils import translation
 from django.views.decorators.http import require_http_methods
 
 from livefeed import inbox as api
+from livefeed.language import ui_language
 
 ACTIONS: dict[str, Callable[..., HttpResponse]] = {
     "read": api.mark_read,
@@ -42,7 +44,8 @@ def inbox(request: HttpRequest) -> HttpResponse:
         "api_url": reverse("livefeed:notifications"),
         **counts,
     }
-    return render(request, "livefeed/inbox.html", context)
+    with translation.override(ui_language(request.user)):  # the user's choice wins over the site's
+        return render(request, "livefeed/inbox.html", context)
 
 
 def _act(request: HttpRequest) -> HttpResponse:

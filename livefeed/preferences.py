@@ -14,11 +14,13 @@ from django.core import signing
 from django.core.exceptions import BadRequest
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
 from livefeed import categories
 from livefeed.digest import read_unsubscribe_token
 from livefeed.inbox import _endpoint
+from livefeed.language import ui_language
 
 
 def state(user: Any) -> dict[str, Any]:
@@ -73,18 +75,38 @@ def api(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def page(request: HttpRequest) -> HttpResponse:
-    """The preferences page for people: a form per category, posted normally (CSRF-protected)."""
-    message = ""
+    """The preferences page for people: a row per category and the language, posted normally (CSRF-protected)."""
+    saved = error = False
     if request.method == "POST":
         for entry in categories.effective(request.user):
             if entry["required"]:
                 continue
             flags = {channel: f"{entry['key']}:{channel}" in request.POST for channel in categories.CHANNELS}
             categories.choose(request.user, entry["key"], **flags)
-        message = "Saved."
-    return render(
-        request, "livefeed/preferences.html", {"categories": categories.effective(request.user), "message": message}
-    )
+        try:
+            if "language" in request.POST:
+                categories.choose_language(request.user, request.POST["language"])
+            saved = True
+        except ValueError:
+            error = True
+    # In the language just chosen: the page answers in the words the reader asked for.
+    with translation.override(ui_language(request.user)):
+        context = {
+            "categories": categories.effective(request.user),
+            "languages": categories.languages(),
+            "language": _offered(categories.language(request.user)),
+            "saved": saved,
+            "error": error,
+        }
+        return render(request, "livefeed/preferences.html", context, status=400 if error else 200)
+
+
+def _offered(code: str) -> str:
+    """Return the entry of LANGUAGES the select shows for code: "en" for LANGUAGE_CODE "en-us"."""
+    try:
+        return translation.get_supported_language_variant(code)
+    except LookupError:
+        return code
 
 
 @csrf_exempt  # no session to protect: the signed URL is the credential (RFC 8058)
@@ -102,4 +124,5 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
         for kind in kinds:
             if kind in known and not known[kind]["required"]:
                 categories.choose(user, kind, email=False)
-    return render(request, "livefeed/unsubscribe.html", {"labels": labels, "done": done})
+    with translation.override(ui_language(user)):  # the reader of the email, with no session
+        return render(request, "livefeed/unsubscribe.html", {"labels": labels, "done": done})

@@ -12,7 +12,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, instruments, revocation, sse
+from livefeed import conf, eventlog, instruments, language, revocation, sse
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -34,13 +34,13 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return _error(400, f"Unknown format {output!r}: use html (for htmx) or json (the default).")
     html = output == "html"
     try:
-        user, channels, grant = await _open(request)
+        user, channels, grant, language_code = await _open(request)
         if channels is None:
             return _error(401, "Sign in to open a livefeed stream.")
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = _reserve(hub, request, user, channels, html)
+        reader = _reserve(hub, request, user, channels, html, language_code)
         revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -68,11 +68,13 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     return response
 
 
-def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str], html: bool) -> Reader:
+def _reserve(
+    hub: Hub, request: HttpRequest, user: Any, channels: list[str], html: bool, language_code: str | None = None
+) -> Reader:
     """Reserve a stream, counted per user, or per client address when anonymous."""
     session = session_tag(request.session.session_key)
     if user.is_authenticated:
-        return hub.reserve(channels, user.pk, session, html=html)
+        return hub.reserve(channels, user.pk, session, html=html, language=language_code)
     # Per address, not per session: a client can drop its cookie, not its address.
     address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
     try:
@@ -98,11 +100,11 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None]:
-    """Return the user, the channels they may read (None: must sign in first) and their grant."""
+def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None, str | None]:
+    """Return the user, the channels they may read (None: must sign in first), their grant and language."""
     user = request.user  # the session and user queries run here, in this thread
     if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return user, None, None
+        return user, None, None, None
     requested = [validate(name) for name in request.GET.getlist("channel")]
     if len(requested) > _MAX_CHANNELS:
         raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
@@ -112,7 +114,9 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.G
             raise ChannelDenied(f"You may not read channel {name!r}.")
         if name not in channels:
             channels.append(name)
-    return user, channels, revocation.grant_for(user, request.session.session_key, channels)
+    grant = revocation.grant_for(user, request.session.session_key, channels)
+    # Read once: a stream shows translated notifications in it until it reconnects (livefeed.language).
+    return user, channels, grant, language.of_users([user.pk]).get(user.pk) if user.is_authenticated else None
 
 
 # All connect-time queries in one trip to a worker thread (each trip costs as
@@ -132,7 +136,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = Fa
         seen = -1
         if last_id is not None:
             instruments.replays.inc()
-            chunks, seen = await eventlog.replay(reader.channels, last_id, html)
+            chunks, seen = await eventlog.replay(reader.channels, last_id, html, reader.language)
             if chunks:
                 yield b"".join(chunks)
         while True:

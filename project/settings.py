@@ -120,6 +120,8 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-us"
+# The languages livefeed ships catalogs for: the preferences page offers these.
+LANGUAGES = [("en", "English"), ("fr", "French")]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True

@@ -13,6 +13,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_POST
 
 import livefeed
@@ -39,6 +40,11 @@ class SendForm(forms.Form):
     level = forms.ChoiceField(choices=LEVELS, initial="info")
     url = forms.CharField(
         label="Link", max_length=500, required=False, help_text="A path like /admin/ or an https:// URL."
+    )
+    translated = forms.BooleanField(
+        label="Send the translated note instead",
+        required=False,
+        help_text="Its title “%(actor)s sent you a note” reaches each reader in their language (bob reads French).",
     )
 
     def __init__(self, *args, user, **kwargs):
@@ -96,28 +102,35 @@ def send(request: HttpRequest) -> HttpResponse:
     form = SendForm(request.POST or None, user=request.user, initial=initial)
     if request.method == "POST" and form.is_valid():
         fields = {name: form.cleaned_data[name] for name in ("title", "body", "level", "url")}
+        if form.cleaned_data["translated"]:  # a message each reader sees in their language (docs/notifications.md)
+            fields |= {"title": SENT_A_NOTE, "params": {"actor": request.user.get_username()}}
         try:
             livefeed.notify(**form.audience_kwargs(), **fields, actor=request.user)
         except ValidationError as error:
             form.add_error(None, error)
         else:
-            messages.success(request, form.described(fields["title"]))
+            messages.success(request, form.described(str(fields["title"])))
             return redirect(f"{reverse('send')}?{form.choice()}")
     return render(request, "send.html", {"form": form})
 
 
 # Demo: the notification workflow (grouping, actions, expiry) --------------------
-# Any signed-in user sends these to themselves from the home page.
+# Any signed-in user sends these to themselves from the home page. Their titles
+# are lazy: each reader sees them in their language (project/locale has French).
+
+SENT_A_NOTE = gettext_lazy("%(actor)s sent you a note")
 
 _WORKFLOW_DEMOS: dict[str, Callable[[HttpRequest], dict]] = {
     "grouped": lambda request: {
-        "title": "{count} new comments on “Q3 plan”",
+        "title": gettext_lazy("{count} new comments on %(post)s"),
+        "params": {"post": "“Q3 plan”"},
         "body": f"The latest at {timezone.localtime():%H:%M:%S}. Send again: this one counts up.",
         "url": "/",
         "group_key": "demo:q3-plan:comments",
     },
     "actions": lambda request: {
-        "title": "Order 7 awaits your approval",
+        "title": gettext_lazy("Order %(number)s awaits your approval"),
+        "params": {"number": 7},
         "body": "Approve posts to the demo with your CSRF token; Open is a plain link.",
         "actions": [
             {"label": "Approve", "url": reverse("workflow_approve"), "method": "post"},
@@ -148,7 +161,9 @@ def workflow_send(request: HttpRequest) -> HttpResponse:
 @require_POST
 def workflow_approve(request: HttpRequest) -> JsonResponse:
     """The target of the demo's "Approve" action: a same-origin POST with the CSRF token."""
-    livefeed.notify(request.user, title="Order 7 approved", level="success")
+    livefeed.notify(
+        request.user, title=gettext_lazy("Order %(number)s approved"), params={"number": 7}, level="success"
+    )
     return JsonResponse({"approved": True})
 
 

@@ -6,6 +6,10 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management import call_command
+from django.test import Client
+
+from livefeed import language
+from livefeed.categories import choose_language
 
 pytestmark = pytest.mark.django_db
 
@@ -93,3 +97,26 @@ def test_the_demo_server_prints_bobs_digest_on_its_console(database_url):
     printed = log.read_text()
     assert "To: bob@example.com" in printed and "Subject: Deploy finished" in printed
     assert "List-Unsubscribe-Post: List-Unsubscribe=One-Click" in printed
+
+
+def test_bob_reads_french_until_he_chooses_otherwise():
+    call_command("demo_setup")
+    bob = get_user_model().objects.get(username="bob")
+    assert (language.of_user(bob), language.of_user(get_user_model().objects.get(username="alice"))) == ("fr", "en-us")
+
+    choose_language(bob, "en")
+    call_command("demo_setup")
+
+    assert language.of_user(bob) == "en"
+
+
+def test_the_translated_note_reaches_bob_in_french(client):
+    call_command("demo_setup")
+    bob = get_user_model().objects.get(username="bob")
+
+    _staff_sends(client, {"audience": "users", "users": [bob.pk], "translated": "on"})
+
+    bob_client = Client()
+    bob_client.force_login(bob)
+    [item] = bob_client.get("/livefeed/api/notifications/").json()["results"]
+    assert item["title"] == "alice vous a envoyé un mot"

@@ -8,6 +8,7 @@ from django.core.management import call_command
 from django.test import Client
 
 import livefeed
+from livefeed.categories import choose_language
 from tests.test_docs import DOCS, blocks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -35,3 +36,20 @@ def test_notifications_md_examples_do_what_it_shows(alice, settings, mailoutbox,
 
     assert capsys.readouterr().out == steps["output"].body
     assert [message.subject for message in mailoutbox] == ["Invoice 42 paid"]
+
+
+def test_notifications_md_language_example_reads_in_the_readers_language(alice, bob, settings):
+    steps = {block.action: block for block in blocks(DOCS / "notifications.md") if block.action}
+    settings.LANGUAGES = [("en", "English"), ("fr", "French")]
+    choose_language(alice, "fr")
+
+    exec(steps["language"].body, {"livefeed": livefeed})
+
+    shown = {}
+    for user in (alice, bob):
+        client = Client()
+        client.force_login(user)
+        [item] = client.get("/livefeed/api/notifications/").json()["results"]
+        shown[user.username] = {"title": item["title"], "body": item["body"]}
+    assert shown["alice"] == json.loads(steps["shown"].body)
+    assert shown["bob"] == {"title": "Alice sent you a note", "body": "Lunch at noon?"}

@@ -4,6 +4,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import zipfile
 
 import pytest
 
@@ -50,6 +51,8 @@ def test_wheel_installs_and_streams_with_a_minimal_project(tmp_path, redis_url):
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
     subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, servers.ROOT], check=True, capture_output=True)
     (wheel,) = wheels.glob("*.whl")
+    with zipfile.ZipFile(wheel) as archive:  # compiled, or Django shows French readers English
+        assert "livefeed/locale/fr/LC_MESSAGES/django.mo" in archive.namelist()
     subprocess.run([*pip, "install", "--no-deps", "--target", site, wheel], check=True, capture_output=True)
     project.mkdir()
     (project / "site_settings.py").write_text(f"REDIS_URL = {redis_url!r}\n" + textwrap.dedent(SETTINGS))

@@ -8,7 +8,10 @@ from django.conf import settings
 from django.db.models import Count, Max, Q
 from django.shortcuts import resolve_url
 from django.urls import reverse
+from django.utils import translation
 from django.utils.translation import gettext, ngettext
+
+from livefeed.language import ui_language
 
 register = template.Library()
 
@@ -32,18 +35,22 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
     state = livefeed_stream_state(context)
     if not state["enabled"]:
         return state
-    unread, unseen, newest = _inbox_state(context["request"].user)
-    return state | {
-        "api_url": reverse("livefeed:notifications"),
-        # Where the widget sends someone whose session ended (a 401 on the stream).
-        "login_url": resolve_url(settings.LOGIN_URL),
-        "unread_count": unread,
-        "unseen_count": unseen,
-        "newest_id": newest or 0,
-        "badge": "9+" if unread > 9 else str(unread),
-        "unread_label": _unread_label(unread),
-        "strings": json.dumps(_strings(), ensure_ascii=False),
-    }
+    user = context["request"].user
+    unread, unseen, newest = _inbox_state(user)
+    reads_in = ui_language(user)  # the user's choice wins over the page's; widget.html renders in it too
+    with translation.override(reads_in):
+        return state | {
+            "language": reads_in,
+            "api_url": reverse("livefeed:notifications"),
+            # Where the widget sends someone whose session ended (a 401 on the stream).
+            "login_url": resolve_url(settings.LOGIN_URL),
+            "unread_count": unread,
+            "unseen_count": unseen,
+            "newest_id": newest or 0,
+            "badge": "9+" if unread > 9 else str(unread),
+            "unread_label": _unread_label(unread),
+            "strings": json.dumps(_strings(), ensure_ascii=False),
+        }
 
 
 def _last_event_id() -> int | None:

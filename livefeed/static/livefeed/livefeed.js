@@ -15,7 +15,8 @@
 
   const cfg = root.dataset;
   const strings = JSON.parse(cfg.strings || "{}");
-  const lang = document.documentElement.lang || undefined;
+  // The widget's own lang: the user's chosen language, which may not be the page's.
+  const lang = root.closest("[lang]")?.lang || undefined;
   const plurals = new Intl.PluralRules(lang);
   const ages = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
   const PAGE = 20;

@@ -2,7 +2,11 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand
 
-DEMO_USERS = [("alice", "alice-demo", True), ("bob", "bob-demo", False)]
+from livefeed.categories import choose_language
+from livefeed.models import Preference
+
+# Who, password, staff, and the language livefeed speaks to them (bob's shows the translated notifications).
+DEMO_USERS = [("alice", "alice-demo", True, ""), ("bob", "bob-demo", False, "fr")]
 DEMO_GROUP = "Demo team"
 
 
@@ -12,7 +16,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         User = get_user_model()
         team, _ = Group.objects.get_or_create(name=DEMO_GROUP)
-        for username, password, staff in DEMO_USERS:
+        for username, password, staff, language in DEMO_USERS:
             user, _ = User.objects.get_or_create(username=username)
             # set_password() changes the hash (a new salt), and with it the
             # session auth hash: every signed-in demo session would end on
@@ -23,4 +27,9 @@ class Command(BaseCommand):
             user.email = user.email or f"{username}@example.com"  # where the email digests go
             user.save()
             user.groups.add(team)
-        self.stdout.write(f"Demo logins: alice / alice-demo (staff), bob / bob-demo; both in the group {DEMO_GROUP!r}")
+            # Only until they choose one themselves: a later run keeps their choice.
+            if language and not Preference.objects.filter(user=user, category="").exclude(language="").exists():
+                choose_language(user, language)
+        self.stdout.write(
+            f"Demo logins: alice / alice-demo (staff), bob / bob-demo (reads French); both in the group {DEMO_GROUP!r}"
+        )
