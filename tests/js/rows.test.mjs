@@ -45,11 +45,13 @@ test("a name always gets the same colour, and white initials on any of them are 
 });
 
 test("today is the reader's local date of now; anything before its midnight is earlier", () => {
-  const now = new Date(2026, 11, 2, 14, 30);
-  assert.equal(rows.dayOf(new Date(2026, 11, 2, 0, 0, 1).toISOString(), now), "today");
-  assert.equal(rows.dayOf(new Date(2026, 11, 2, 23, 59).toISOString(), now), "today");
-  assert.equal(rows.dayOf(new Date(2026, 11, 1, 23, 59, 59).toISOString(), now), "earlier");
-  assert.equal(rows.dayOf(new Date(2025, 11, 2, 14, 30).toISOString(), now), "earlier"); // same day, last year
+  const now = new Date(2026, 11, 16, 14, 30);
+  assert.equal(rows.dayOf(new Date(2026, 11, 16, 0, 0, 1).toISOString(), now), "today");
+  assert.equal(rows.dayOf(new Date(2026, 11, 16, 23, 59).toISOString(), now), "today");
+  assert.equal(rows.dayOf(new Date(2026, 11, 15, 23, 59, 59).toISOString(), now), "earlier");
+  assert.equal(rows.dayOf(new Date(2025, 11, 16, 14, 30).toISOString(), now), "earlier"); // same day, last year
+  assert.equal(rows.dayOf(new Date(2026, 10, 16, 14, 30).toISOString(), now), "earlier"); // same date, last month
+  assert.equal(rows.dayOf(new Date(2026, 11, 9, 14, 30).toISOString(), now), "earlier"); // same weekday, last week
   assert.equal(rows.dayOf("not a date", now), "earlier");
 });
 
