@@ -191,7 +191,7 @@ def test_the_demo_approve_action_answers_a_csrf_post(bob):
 def test_the_widget_loads_the_stream_before_the_bell_that_starts_it(client, bob):
     html = _home(client, bob)
     scripts = re.findall(r'<script src="/static/livefeed/([\w-]+\.js)" defer>', html)
-    assert scripts[:3] == ["livefeed-stream.js", "livefeed-rows.js", "livefeed.js"]
+    assert scripts[:4] == ["livefeed-stream.js", "livefeed-rows.js", "livefeed-toasts.js", "livefeed.js"]
     assert re.search(r"<div class=\"livefeed\" data-livefeed [^>]* data-widget\s", html)
 
 

@@ -1,12 +1,22 @@
 /* livefeed rows: what the bell (livefeed.js) and the inbox page (livefeed-inbox.js) draw alike.
  *
  * Who did it (the actor's avatar, or initials in a coloured circle), which day a
- * row belongs to (Today or Earlier, by the reader's own clock) and the badge's
- * text. Loaded before either script; it reaches no server and holds no state.
+ * row belongs to (Today or Earlier, by the reader's own clock), the badge's
+ * text, the levels, and el(), which sets text and never HTML. Loaded before either script; it reaches no server and holds no state.
  * The pure parts are tested in Node (tests/js/rows.test.mjs).
  */
 "use strict";
 {
+  const LEVELS = ["info", "success", "warning", "error"]; // from the least severe
+  const levelOf = (level) => (LEVELS.includes(level) ? level : "info");
+
+  function el(tag, className, content) {
+    const node = document.createElement(tag);
+    node.className = className;
+    if (content != null) node.textContent = content; // text, never HTML
+    return node;
+  }
+
   // Up to two letters of the name, one per word: "Ada Lovelace" -> "AL".
   function initials(name) {
     const words = String(name ?? "").trim().split(/\s+/).filter(Boolean);
@@ -38,25 +48,19 @@
   // The actor's picture, or their initials: decoration (aria-hidden) next to the name in text.
   function actorMark(actor, safeUrl, className = "livefeed-actor") {
     const name = String(actor?.name ?? "");
-    const wrap = document.createElement("span");
-    wrap.className = className;
-    const circle = document.createElement("span");
-    circle.className = "livefeed-avatar";
+    const wrap = el("span", className);
+    const circle = el("span", "livefeed-avatar", initials(name));
     circle.setAttribute("aria-hidden", "true");
-    circle.textContent = initials(name);
     circle.style.backgroundColor = colourOf(name);
     const src = actor?.avatar ? safeUrl(actor.avatar) : "";
     if (src) {
-      const picture = document.createElement("img");
+      const picture = el("img", "");
       picture.alt = "";
       picture.src = src;
       picture.addEventListener("error", () => picture.remove()); // the initials show through
       circle.append(picture);
     }
-    const label = document.createElement("span");
-    label.className = "livefeed-actor-name";
-    label.textContent = name;
-    wrap.append(circle, label);
+    wrap.append(circle, el("span", "livefeed-actor-name", name));
     return wrap;
   }
 
@@ -69,15 +73,12 @@
       const day = dayOf(li.dataset.when, now);
       if (day === last) continue;
       last = day;
-      const section = document.createElement("li");
-      section.className = "livefeed-section";
-      const heading = document.createElement("h3");
-      heading.textContent = names[day];
-      section.append(heading);
+      const section = el("li", "livefeed-section");
+      section.append(el("h3", "", names[day]));
       li.before(section);
     }
   }
 
-  const rows = Object.freeze({ initials, colourOf, dayOf, badgeText, actorMark, placeSections });
+  const rows = Object.freeze({ LEVELS, levelOf, el, initials, colourOf, dayOf, badgeText, actorMark, placeSections });
   Object.defineProperty(window, Symbol.for("livefeed.rows"), { value: rows });
 }

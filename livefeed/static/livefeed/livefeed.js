@@ -13,7 +13,7 @@
   const base = window.livefeed;
   const stream = base?.[Symbol.for("livefeed.stream")];
   const shared = window[Symbol.for("livefeed.rows")];
-  if (!root?.querySelector(".livefeed-bell") || !stream || !shared) return;
+  if (!root?.querySelector(".livefeed-bell") || !stream || !shared || !window[Symbol.for("livefeed.toasts")]) return;
 
   const cfg = root.dataset;
   const strings = JSON.parse(cfg.strings || "{}");
@@ -22,10 +22,6 @@
   const ages = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
   const PAGE = 20;
   const TOAST_MS = Number(cfg.toastTimeout) || 6000;
-  const STORM_SIZE = 3; // more toasts than this within STORM_MS become one summary
-  const STORM_MS = 1000;
-  const MAX_TOASTS = 4;
-  const LEVELS = ["info", "success", "warning", "error"];
   const BADGE_MAX = Number(cfg.badgeMax) || 99;
   const countsUnseen = cfg.badge === "unseen"; // else the badge counts unread
   const $ = (selector) => root.querySelector(selector);
@@ -46,14 +42,7 @@
     const form = `${key}_${plurals.select(n)}`;
     return text(strings[form] ? form : `${key}_other`, n);
   };
-  const levelOf = (level) => (LEVELS.includes(level) ? level : "info");
-
-  function el(tag, className, content) {
-    const node = document.createElement(tag);
-    node.className = className;
-    if (content != null) node.textContent = content; // text, never HTML
-    return node;
-  }
+  const { el, levelOf } = shared;
 
   const safeUrl = (url) => stream.safeUrl(url);
 
@@ -283,92 +272,14 @@
     }
   });
 
-  // Toasts -------------------------------------------------------------------
-  let recent = []; // {at, node} of the toasts shown in the last STORM_MS
-  let summary = null;
-  let lastArrival = 0;
+  // Toasts (shown by livefeed-toasts.js) ---------------------------------------
+  const toaster = window[Symbol.for("livefeed.toasts")].createToasts(toasts, {
+    timeout: TOAST_MS,
+    words: { dismiss: text("dismiss"), show: text("show"), level: (level) => text(level), storm: (n) => counted("storm", n) },
+    showAll: () => open(),
+  });
 
-  function show(node, level) {
-    node.dataset.level = level;
-    const dismiss = el("button", "livefeed-toast-close", "×");
-    dismiss.type = "button";
-    dismiss.setAttribute("aria-label", text("dismiss"));
-    dismiss.addEventListener("click", () => node.remove());
-    node.append(dismiss);
-    let left = TOAST_MS;
-    let started = 0;
-    let timer = 0;
-    let running = false;
-    let hovered = false;
-    let focused = false;
-    const sync = () => {
-      const run = !hovered && !focused; // paused while read or focused
-      if (run && !running) {
-        started = Date.now();
-        timer = setTimeout(() => node.remove(), left);
-      } else if (!run && running) {
-        clearTimeout(timer);
-        left -= Date.now() - started;
-      }
-      running = run;
-    };
-    node.addEventListener("mouseenter", () => {
-      hovered = true;
-      sync();
-    });
-    node.addEventListener("mouseleave", () => {
-      hovered = false;
-      sync();
-    });
-    node.addEventListener("focusin", () => {
-      focused = true;
-      sync();
-    });
-    node.addEventListener("focusout", (event) => {
-      focused = node.contains(event.relatedTarget);
-      sync();
-    });
-    toasts.append(node);
-    while (toasts.children.length > MAX_TOASTS) toasts.firstElementChild.remove();
-    sync();
-    return () => {
-      clearTimeout(timer);
-      left = TOAST_MS;
-      running = false;
-      sync();
-    };
-  }
-
-  function toast(n) {
-    const now = Date.now();
-    const burst = now - lastArrival < STORM_MS;
-    lastArrival = now;
-    if (burst && summary?.node.isConnected) {
-      summary.label.lastChild.textContent = counted("storm", ++summary.count);
-      severer(summary, n.level);
-      return summary.restart();
-    }
-    recent = recent.filter((item) => now - item.at < STORM_MS);
-    if (recent.length < STORM_SIZE) {
-      recent.push({ at: now, node: notificationToast(n) });
-      return;
-    }
-    const levels = recent.map((item) => item.node.dataset.level);
-    for (const item of recent) item.node.remove();
-    summary = { count: recent.length + 1, node: el("div", "livefeed-toast livefeed-summary") };
-    recent = [];
-    summary.label = el("p", "livefeed-toast-title");
-    summary.label.append(el("span", "livefeed-sr", `${text("info")}: `), el("span", "", counted("storm", summary.count)));
-    const action = el("button", "livefeed-toast-action", text("show"));
-    action.type = "button";
-    action.addEventListener("click", () => {
-      summary.node.remove();
-      open();
-    });
-    summary.node.append(summary.label, action);
-    summary.restart = show(summary.node, "info");
-    for (const level of [...levels, n.level]) severer(summary, level);
-  }
+  const toast = (n) => toaster.add(n.level, () => notificationToast(n));
 
   function notificationToast(n) {
     const level = levelOf(n.level);
@@ -384,7 +295,6 @@
     node.append(title);
     if (n.body) node.append(el("p", "livefeed-toast-body", n.body));
     decorateToast(node, title, n);
-    show(node, level);
     return node;
   }
 
@@ -680,14 +590,6 @@
     const main = event.target.closest?.("div.livefeed-main");
     if (event.key === "Enter" && main) markRead(Number(main.parentNode.dataset.id));
   });
-
-  // A burst's summary wears the most severe level among its notifications.
-  function severer(summary, level) {
-    const worse = LEVELS.indexOf(levelOf(level)) > LEVELS.indexOf(summary.node.dataset.level);
-    if (!worse) return;
-    summary.node.dataset.level = levelOf(level);
-    summary.label.firstChild.textContent = `${text(levelOf(level))}: `;
-  }
 
   // A bell and an admin people enjoy (issue 13) --------------------------------
   const nextItem = (li) => sibling(li, "nextElementSibling");
