@@ -76,6 +76,9 @@ DEFAULTS: dict[str, Any] = {
     # The site's address for links in emails ("https://example.com"): a job
     # run from cron has no request to take it from.
     "SITE_URL": "http://localhost:8000",
+    # `(user) -> URL` (or its dotted path): the picture the widget shows next to
+    # an actor's name; None: their initials. Called for each event it is in.
+    "AVATAR": None,
     # The channel layer alias from CHANNEL_LAYERS.
     "CHANNEL_LAYER": "default",
     # Allocations between young garbage collections, set by livefeed.asgi's

@@ -3,8 +3,8 @@
 Session auth. Every answer is JSON, errors too: 401 for an anonymous caller
 (never a login redirect), 403 for a missing CSRF token, 404 for a notification
 that is not in the caller's inbox, 400 for bad input, 405 for a wrong method.
-Every change publishes a `read` event on the caller's channel, so all their
-open tabs update at once.
+Every change publishes a `read` event on the caller's channel (an archive or a
+snooze a `removed` one), so all their open tabs update at once.
 """
 
 from collections.abc import Callable
@@ -144,9 +144,9 @@ def mark_all_seen(request: HttpRequest) -> HttpResponse:
 
 @_endpoint("POST")
 def archive(request: HttpRequest, pk: int) -> HttpResponse:
-    """Remove one notification from the inbox and its counts."""
+    """Remove one notification from the inbox and its counts; open inboxes drop it (a `removed` event)."""
     changed = _mine(request, pk).archive()
-    return _changed(request, [pk] if changed else [])
+    return _changed(request, [pk] if changed else [], event="removed")
 
 
 @_endpoint("POST")
@@ -180,14 +180,19 @@ def _mine(request: HttpRequest, pk: int) -> Any:
 
 
 def _changed(
-    request: HttpRequest, ids: list[int], *, unread_ids: list[int] | None = None, publish_anyway: bool = False
+    request: HttpRequest,
+    ids: list[int],
+    *,
+    unread_ids: list[int] | None = None,
+    publish_anyway: bool = False,
+    event: str = "read",
 ) -> HttpResponse:
     """Answer a change with the new counts and tell the caller's other tabs."""
     data: dict[str, Any] = {"ids": ids, **_counts(request)}
     if unread_ids:
         data["unread_ids"] = unread_ids
     if ids or unread_ids or publish_anyway:
-        publish(user_channel(request.user), "read", data)
+        publish(user_channel(request.user), event, data)
     return JsonResponse(data)
 
 

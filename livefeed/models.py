@@ -1,4 +1,5 @@
 import datetime
+import logging
 from collections.abc import Iterable
 from typing import Any, cast
 
@@ -9,11 +10,15 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connections, models
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from django.utils.module_loading import import_string
 from django.utils.translation import get_language
 from django.utils.translation import gettext_lazy as _
 
+from livefeed import conf
 from livefeed.actions import validate_actions
 from livefeed.categories import muted_users, validate_category
+
+logger = logging.getLogger("livefeed")
 
 
 class EventQuerySet(models.QuerySet):
@@ -217,7 +222,20 @@ def _with_count(text: str, count: int) -> str:
 
 def _actor(user: Any) -> dict[str, Any]:
     name = getattr(user, "get_full_name", lambda: "")() or user.get_username()
-    return {"id": user.pk, "name": name, "avatar": ""}
+    return {"id": user.pk, "name": name, "avatar": _avatar(user)}
+
+
+def _avatar(user: Any) -> str:
+    """Return the URL of the actor's picture from LIVEFEED["AVATAR"], or "" (the widget shows initials)."""
+    hook = conf.get("AVATAR")
+    if hook is None:
+        return ""
+    try:
+        url = (import_string(hook) if isinstance(hook, str) else hook)(user)
+    except Exception:  # a failing hook costs the picture, never the notification
+        logger.exception("LIVEFEED['AVATAR'] failed for user %s", user.pk)
+        return ""
+    return str(url or "")
 
 
 def _iso(moment: datetime.datetime | None) -> str | None:

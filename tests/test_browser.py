@@ -457,7 +457,7 @@ def test_dropdown_pages_to_older_notifications_and_is_keyboard_operable(daphne_s
     off_loop(inbox)
     with chromium() as browser:
         page = open_home(signed_in(browser, server, bob))
-        expect(badge(page)).to_have_text("9+")
+        expect(badge(page)).to_have_text("25")
         bell = page.locator(".livefeed-bell")
         bell.focus()
         page.keyboard.press("Enter")

@@ -262,12 +262,16 @@ def test_screenshot(daphne_servers, name):
         ("Alice mentioned you", "info", "“Can you review the widget?”", ""),
         ("Build #128 finished", "success", "All 214 tests passed.", "/"),
     ]
+    alice = make_user("alice", first_name="Alice", last_name="Martin")
     for title, level, body, url in sent:
-        off_loop(livefeed.notify, recipient=bob, title=title, level=level, body=body, url=url)
+        actor = alice if title.startswith("Alice") else None
+        off_loop(livefeed.notify, recipient=bob, title=title, level=level, body=body, url=url, actor=actor)
     with chromium() as browser:
         page = open_home(signed_in(browser, server, bob, **SHOTS[name]))
         open_panel(page)
         row(page, "Disk usage").get_by_role("button", name="Mark as read: Disk usage at 85 %").click()
         expect(badge(page)).to_have_text("4")
+        page.locator(".livefeed-panel").focus()  # no focus ring on the button just clicked
+        page.locator(".livefeed-scroll").evaluate("(list) => { list.scrollTop = 0; }")
         page.mouse.move(0, 0)
         page.screenshot(path=DOCS / name)

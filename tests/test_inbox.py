@@ -116,7 +116,10 @@ def test_read_all_seen_all_and_archive(client, alice):
     assert client.post(f"{URL}read-all/").json() == {"ids": ids[:0:-1], "unread_count": 0, "unseen_count": 0}
 
     assert [item["id"] for item in client.get(URL).json()["results"]] == ids[:0:-1]
-    assert [event["ids"] for event in read_events(alice)] == [[], [ids[0]], ids[:0:-1]]
+    assert [event["ids"] for event in read_events(alice)] == [[], ids[:0:-1]]
+    # Archived is gone from every open inbox, as snoozed is: a `removed` event, not a `read` one.
+    removed = Event.objects.filter(channel=f"user.{alice.pk}", event="removed").values_list("data", flat=True)
+    assert [json.loads(data) for data in removed] == [{"ids": [ids[0]], "unread_count": 2, "unseen_count": 0}]
 
 
 @pytest.mark.django_db
@@ -192,3 +195,24 @@ def test_reading_in_one_tab_updates_the_users_other_open_streams(client, alice):
     [events] = watch([alice], lambda: client.post(f"{URL}{pk}/read/"))
 
     assert events == [("read", {"ids": [pk], "unread_count": 0, "unseen_count": 0})]
+
+
+def picture_of(user) -> str:
+    """The AVATAR hook of the test below: a site's URL of the user's picture."""
+    if user.username == "broken":
+        raise RuntimeError("the avatar service is down")
+    return f"/avatars/{user.username}.png"
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("hook", [None, "tests.test_inbox.picture_of", picture_of])
+def test_the_actor_carries_the_avatar_the_sites_hook_gives(client, alice, bob, hook, settings, caplog):
+    settings.LIVEFEED = {"AVATAR": hook}
+    broken = type(bob).objects.create_user("broken")
+    livefeed.notify(alice, title="By bob", actor=bob)
+    livefeed.notify(alice, title="By broken", actor=broken)
+    actors = {item["title"]: item["actor"] for item in client.get(URL).json()["results"]}
+    assert actors["By bob"] == {"id": bob.pk, "name": "bob", "avatar": "/avatars/bob.png" if hook else ""}
+    # A hook that fails costs the picture (logged), never the notification.
+    assert actors["By broken"]["avatar"] == ""
+    assert ("avatar service is down" in caplog.text) == bool(hook)

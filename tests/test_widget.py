@@ -38,13 +38,37 @@ def _send(user, count: int) -> None:
         (0, "0", True, "No unread notifications"),
         (1, "1", False, "1 unread notification"),
         (9, "9", False, "9 unread notifications"),
-        (12, "9+", False, "12 unread notifications"),
+        (12, "12", False, "12 unread notifications"),
+        (99, "99", False, "99 unread notifications"),
+        (100, "99+", False, "100 unread notifications"),
     ],
 )
 def test_badge_is_counted_on_the_server(client, bob, django_capture_on_commit_callbacks, unread, badge, hidden, spoken):
     with django_capture_on_commit_callbacks(execute=True):
         _send(bob, unread)
     assert _badge(_home(client, bob)) == (badge, hidden, spoken)
+
+
+def test_the_include_can_make_the_badge_count_unseen(rf, bob, django_capture_on_commit_callbacks):
+    from django.template import Context, Template
+
+    with django_capture_on_commit_callbacks(execute=True):
+        _send(bob, 3)
+    first, second, _ = Delivery.objects.inbox(bob)
+    Delivery.objects.filter(pk__in=[first.pk, second.pk]).mark_seen()
+    Delivery.objects.filter(pk=first.pk).mark_read()  # 2 unread, 1 unseen: the badge tells which it counts
+    request = rf.get("/")
+    request.user = bob
+
+    def render(include: str) -> str:
+        return Template("{% csrf_token %}" + include).render(Context({"request": request}))
+
+    unseen = render('{% include "livefeed/widget.html" with livefeed_badge="unseen" %}')
+    assert _badge(unseen) == ("1", False, "1 new notification")
+    assert 'data-badge="unseen"' in unseen and 'data-badge-max="99"' in unseen
+    plain = render('{% include "livefeed/widget.html" %}')
+    assert _badge(plain) == ("2", False, "2 unread notifications")
+    assert 'data-badge="unread"' in plain
 
 
 def test_read_and_archived_notifications_are_not_counted(client, bob, django_capture_on_commit_callbacks):
@@ -167,7 +191,7 @@ def test_the_demo_approve_action_answers_a_csrf_post(bob):
 def test_the_widget_loads_the_stream_before_the_bell_that_starts_it(client, bob):
     html = _home(client, bob)
     scripts = re.findall(r'<script src="/static/livefeed/([\w-]+\.js)" defer>', html)
-    assert scripts[:2] == ["livefeed-stream.js", "livefeed.js"]
+    assert scripts[:4] == ["livefeed-stream.js", "livefeed-rows.js", "livefeed-toasts.js", "livefeed.js"]
     assert re.search(r"<div class=\"livefeed\" data-livefeed [^>]* data-widget\s", html)
 
 

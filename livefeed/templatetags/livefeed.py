@@ -15,6 +15,9 @@ from livefeed.language import ui_language
 
 register = template.Library()
 
+# The badge says "99+" past this; the widget's script gets it from the page (data-badge-max).
+BADGE_MAX = 99
+
 
 @register.simple_tag(takes_context=True)
 def livefeed_stream_state(context: template.Context) -> dict[str, Any]:
@@ -37,6 +40,10 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
         return state
     user = context["request"].user
     unread, unseen, newest = _inbox_state(user)
+    # `{% include "livefeed/widget.html" with livefeed_badge="unseen" %}`: the badge counts
+    # what arrived since the dropdown was last opened; anything else counts unread.
+    counts_unseen = context.get("livefeed_badge") == "unseen"
+    shown = unseen if counts_unseen else unread
     reads_in = ui_language(user)  # the user's choice wins over the page's; widget.html renders in it too
     with translation.override(reads_in):
         return state | {
@@ -47,10 +54,19 @@ def livefeed_state(context: template.Context) -> dict[str, Any]:
             "unread_count": unread,
             "unseen_count": unseen,
             "newest_id": newest or 0,
-            "badge": "9+" if unread > 9 else str(unread),
+            "badge_kind": "unseen" if counts_unseen else "unread",
+            "badge_count": shown,
+            "badge_max": BADGE_MAX,
+            "badge": badge_text(shown),
             "unread_label": _unread_label(unread),
+            "badge_label": _new_label(unseen) if counts_unseen else _unread_label(unread),
             "strings": json.dumps(_strings(), ensure_ascii=False),
         }
+
+
+def badge_text(count: int) -> str:
+    """Return the badge's text: the count, or "99+" past BADGE_MAX (livefeed-rows.js badgeText agrees)."""
+    return f"{BADGE_MAX}+" if count > BADGE_MAX else str(max(0, count))
 
 
 def _last_event_id() -> int | None:
@@ -81,6 +97,13 @@ def _unread_label(count: int) -> str:
     return ngettext("%(count)s unread notification", "%(count)s unread notifications", count) % {"count": count}
 
 
+def _new_label(count: int) -> str:
+    if not count:
+        return gettext("No new notifications")
+    # The msgid the script's "new" strings use too: one translation for both.
+    return ngettext("{count} new notification", "{count} new notifications", count).replace("{count}", str(count))
+
+
 def _strings() -> dict[str, str]:
     """Return the strings the script shows; {count} is filled in by the script."""
     return {
@@ -88,6 +111,10 @@ def _strings() -> dict[str, str]:
         "unread_one": ngettext("{count} unread notification", "{count} unread notifications", 1),
         "unread_other": ngettext("{count} unread notification", "{count} unread notifications", 2),
         "storm_other": ngettext("{count} new notification", "{count} new notifications", 2),
+        # The badge's spoken label when it counts unseen (livefeed_badge="unseen").
+        "new_zero": gettext("No new notifications"),
+        "new_one": ngettext("{count} new notification", "{count} new notifications", 1),
+        "new_other": ngettext("{count} new notification", "{count} new notifications", 2),
         "show": gettext("Show"),
         "dismiss": gettext("Dismiss"),
         "mark_read": gettext("Mark as read"),
@@ -116,4 +143,10 @@ def _strings() -> dict[str, str]:
         "snooze_hour": gettext("1 hour"),
         "snooze_morning": gettext("Tomorrow morning"),
         "snooze_failed": gettext("Could not snooze."),
+        # Per row in the dropdown: archive and mark unread; the list's sections.
+        "archive": gettext("Archive"),
+        "mark_unread": gettext("Mark as unread"),
+        "mark_unread_named": gettext("Mark as unread: {title}"),
+        "today": gettext("Today"),
+        "earlier": gettext("Earlier"),
     }

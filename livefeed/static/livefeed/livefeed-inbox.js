@@ -19,6 +19,20 @@
     }
 
     const safeUrl = (url) => window.livefeed?.[Symbol.for("livefeed.stream")]?.safeUrl(url) ?? "";
+    const shared = window[Symbol.for("livefeed.rows")]; // livefeed-rows.js: who did it, as the bell shows
+
+    // The actor's picture or initials before their name; the name alone without the helper.
+    function showActor(li, actor) {
+      const slot = li.querySelector(".livefeed-inbox-actor");
+      const name = String(actor?.name ?? "");
+      if (!shared || !name) {
+        const plain = slot.cloneNode(false);
+        plain.className = "livefeed-inbox-actor";
+        plain.textContent = name;
+        return slot.replaceWith(plain);
+      }
+      slot.replaceWith(shared.actorMark({ name, avatar: actor.avatar }, safeUrl, "livefeed-inbox-actor livefeed-actor"));
+    }
 
     function setCounts(data) {
       if (typeof data?.unread_count !== "number") return; // a group's event has no count of ours
@@ -39,7 +53,7 @@
       if (href) title.href = href;
       else title.removeAttribute("href");
       li.querySelector(".livefeed-inbox-body").textContent = String(n.body ?? "");
-      li.querySelector(".livefeed-inbox-actor").textContent = String(n.actor?.name ?? "");
+      showActor(li, n.actor);
       const time = li.querySelector("time");
       time.dateTime = String(n.updated_at || n.created_at || "");
       time.textContent = root.dataset.justNow;
@@ -78,6 +92,11 @@
       const data = await response.json();
       if (action === "archive") removed(data);
       else read(data);
+    }
+
+    for (const li of list.children) {
+      const slot = li.querySelector(".livefeed-inbox-actor");
+      if (slot.textContent) showActor(li, { name: slot.textContent, avatar: slot.dataset.avatar });
     }
 
     list.addEventListener("submit", (event) => {

@@ -1,8 +1,9 @@
 /* livefeed widget: a live unread badge, an inbox dropdown and toasts.
  *
  * Built on the shared stream of livefeed-stream.js, which livefeed/widget.html
- * loads first: that module holds the connection and window.livefeed; this file
- * hooks in (counts, inbox, toasts, the connection dot), adds open() and close()
+ * loads first: that module holds the connection and window.livefeed; what a row
+ * draws alike with the inbox page (who did it, Today/Earlier, the badge's text)
+ * is in livefeed-rows.js, loaded second. This file hooks in (counts, inbox, toasts, the connection dot), adds open() and close()
  * to window.livefeed, then starts the stream. Configured by data-* on
  * [data-livefeed]; does nothing without it.
  */
@@ -11,7 +12,8 @@
   const root = document.querySelector("[data-livefeed]");
   const base = window.livefeed;
   const stream = base?.[Symbol.for("livefeed.stream")];
-  if (!root?.querySelector(".livefeed-bell") || !stream) return;
+  const shared = window[Symbol.for("livefeed.rows")];
+  if (!root?.querySelector(".livefeed-bell") || !stream || !shared || !window[Symbol.for("livefeed.toasts")]) return;
 
   const cfg = root.dataset;
   const strings = JSON.parse(cfg.strings || "{}");
@@ -21,10 +23,8 @@
   const ages = new Intl.RelativeTimeFormat(lang, { numeric: "auto" });
   const PAGE = 20;
   const TOAST_MS = Number(cfg.toastTimeout) || 6000;
-  const STORM_SIZE = 3; // more toasts than this within STORM_MS become one summary
-  const STORM_MS = 1000;
-  const MAX_TOASTS = 4;
-  const LEVELS = ["info", "success", "warning", "error"];
+  const BADGE_MAX = Number(cfg.badgeMax) || 99;
+  const countsUnseen = cfg.badge === "unseen"; // else the badge counts unread
   const $ = (selector) => root.querySelector(selector);
   const bell = $(".livefeed-bell");
   const count = $(".livefeed-count");
@@ -43,14 +43,7 @@
     const form = `${key}_${plurals.select(n)}`;
     return text(strings[form] ? form : `${key}_other`, n);
   };
-  const levelOf = (level) => (LEVELS.includes(level) ? level : "info");
-
-  function el(tag, className, content) {
-    const node = document.createElement(tag);
-    node.className = className;
-    if (content != null) node.textContent = content; // text, never HTML
-    return node;
-  }
+  const { el, levelOf } = shared;
 
   const safeUrl = (url) => stream.safeUrl(url);
 
@@ -74,19 +67,29 @@
 
   // Counts -------------------------------------------------------------------
 
+  function showBadge() {
+    const [n, key] = countsUnseen ? [unseen, "new"] : [unread, "unread"];
+    count.textContent = shared.badgeText(n, BADGE_MAX);
+    count.hidden = n === 0;
+    const label = n ? counted(key, n) : text(`${key}_zero`);
+    if (spoken.textContent !== label) spoken.textContent = label;
+  }
+
   function setUnread(n) {
     unread = Math.max(0, n);
-    count.textContent = unread > 9 ? "9+" : String(unread);
-    count.hidden = unread === 0;
-    const label = unread ? counted("unread", unread) : text("unread_zero");
-    if (spoken.textContent !== label) spoken.textContent = label;
+    showBadge();
     if (!unread) for (const li of items.values()) setRead(li);
     syncReadAll();
   }
 
+  function setUnseen(n) {
+    unseen = Math.max(0, n);
+    showBadge();
+  }
+
   function setCounts(body) {
     if (typeof body?.unread_count === "number") setUnread(body.unread_count);
-    if (typeof body?.unseen_count === "number") unseen = body.unseen_count;
+    if (typeof body?.unseen_count === "number") setUnseen(body.unseen_count);
   }
 
   function api(path, method = "GET", json = undefined) {
@@ -113,6 +116,7 @@
   let oldest = null;
   let loading = null;
   let generation = 0; // a fresh load makes older answers stale
+  let filter = "all"; // the tab shown: "all" or "unread"
 
   function render(n) {
     const level = levelOf(n.level);
@@ -125,7 +129,9 @@
     else main.tabIndex = -1; // reachable with the arrow keys
     const title = el("span", "livefeed-title", n.title);
     title.prepend(el("span", "livefeed-sr", `${text(level)}: `));
-    main.append(el("span", "livefeed-dot"), title);
+    main.append(el("span", "livefeed-dot"));
+    if (n.actor) main.append(shared.actorMark(n.actor, safeUrl));
+    main.append(title);
     if (n.body) main.append(el("span", "livefeed-body", n.body));
     const time = el("time", "livefeed-time", ago(n.created_at));
     time.dateTime = n.created_at;
@@ -134,7 +140,9 @@
     li.append(main);
     decorateRow(li, n);
     decorate(li, n, href);
-    if (!n.read_at) setUnreadAgain(li);
+    if (n.read_at) setRead(li);
+    else setUnreadAgain(li);
+    li.dataset.when = n.updated_at || n.created_at; // its place in the list, so its section
     items.set(n.id, li);
     stream.remember(n.id, n.updated_at); // its live event, should it come after, is no news
     return li;
@@ -143,18 +151,13 @@
   function setUnreadAgain(li) {
     if (li.classList.contains("livefeed-unread")) return;
     li.classList.add("livefeed-unread");
-    const mark = el("button", "livefeed-mark");
-    mark.type = "button";
-    mark.title = text("mark_read");
-    mark.setAttribute("aria-label", markLabel(li));
-    li.append(mark);
+    readToggle(li);
   }
 
   function setRead(li) {
+    if (!li.classList.contains("livefeed-unread") && li.querySelector(".livefeed-unmark")) return;
     li.classList.remove("livefeed-unread");
-    const mark = li.querySelector(".livefeed-mark");
-    if (mark === document.activeElement) li.firstChild.focus();
-    mark?.remove();
+    readToggle(li);
   }
 
   function markRead(id) {
@@ -171,6 +174,7 @@
     else if (loading || exhausted) return;
     const mine = generation;
     const query = new URLSearchParams({ limit: PAGE });
+    if (filter === "unread") query.set("unread", "1");
     if (!fresh && oldest !== null) query.set("before", oldest);
     more.textContent = moreText;
     more.hidden = false;
@@ -204,6 +208,7 @@
   }
 
   function refreshList() {
+    shared.placeSections(list, { today: text("today"), earlier: text("earlier") });
     empty.hidden = !loaded || items.size > 0;
     more.hidden = exhausted && !failed;
     if (failed) offerRetry();
@@ -215,9 +220,11 @@
 
   list.addEventListener("click", (event) => {
     const li = event.target.closest(".livefeed-item");
-    if (li && event.target.closest(".livefeed-mark, .livefeed-main")) {
-      markRead(Number(li.dataset.id));
-    }
+    const id = Number(li?.dataset.id);
+    if (!li) return;
+    if (event.target.closest(".livefeed-unmark")) markUnread(id);
+    else if (event.target.closest(".livefeed-archive")) archive(id);
+    else if (event.target.closest(".livefeed-mark, .livefeed-main")) markRead(id);
   });
 
   $(".livefeed-readall").addEventListener("click", () => {
@@ -232,11 +239,11 @@
     panel.hidden = false;
     bell.setAttribute("aria-expanded", "true");
     for (const time of list.querySelectorAll("time")) time.textContent = ago(time.dateTime);
-    if (!loaded || failed) load(true);
-    else refreshList();
+    if (!loaded || failed || filter === "unread") load(true); // rows read meanwhile leave Unread
+    else refreshList(); // and the sections follow the clock past midnight
     panel.focus();
     if (unseen > 0) {
-      unseen = 0;
+      setUnseen(0);
       api("seen-all/", "POST").catch(console.error);
     }
   }
@@ -266,97 +273,20 @@
     }
   });
 
-  // Toasts -------------------------------------------------------------------
-  let recent = []; // {at, node} of the toasts shown in the last STORM_MS
-  let summary = null;
-  let lastArrival = 0;
+  // Toasts (shown by livefeed-toasts.js) ---------------------------------------
+  const toaster = window[Symbol.for("livefeed.toasts")].createToasts(toasts, {
+    timeout: TOAST_MS,
+    words: { dismiss: text("dismiss"), show: text("show"), level: (level) => text(level), storm: (n) => counted("storm", n) },
+    showAll: () => open(),
+  });
 
-  function show(node, level) {
-    node.dataset.level = level;
-    const dismiss = el("button", "livefeed-toast-close", "×");
-    dismiss.type = "button";
-    dismiss.setAttribute("aria-label", text("dismiss"));
-    dismiss.addEventListener("click", () => node.remove());
-    node.append(dismiss);
-    let left = TOAST_MS;
-    let started = 0;
-    let timer = 0;
-    let running = false;
-    let hovered = false;
-    let focused = false;
-    const sync = () => {
-      const run = !hovered && !focused; // paused while read or focused
-      if (run && !running) {
-        started = Date.now();
-        timer = setTimeout(() => node.remove(), left);
-      } else if (!run && running) {
-        clearTimeout(timer);
-        left -= Date.now() - started;
-      }
-      running = run;
-    };
-    node.addEventListener("mouseenter", () => {
-      hovered = true;
-      sync();
-    });
-    node.addEventListener("mouseleave", () => {
-      hovered = false;
-      sync();
-    });
-    node.addEventListener("focusin", () => {
-      focused = true;
-      sync();
-    });
-    node.addEventListener("focusout", (event) => {
-      focused = node.contains(event.relatedTarget);
-      sync();
-    });
-    toasts.append(node);
-    while (toasts.children.length > MAX_TOASTS) toasts.firstElementChild.remove();
-    sync();
-    return () => {
-      clearTimeout(timer);
-      left = TOAST_MS;
-      running = false;
-      sync();
-    };
-  }
-
-  function toast(n) {
-    const now = Date.now();
-    const burst = now - lastArrival < STORM_MS;
-    lastArrival = now;
-    if (burst && summary?.node.isConnected) {
-      summary.label.lastChild.textContent = counted("storm", ++summary.count);
-      severer(summary, n.level);
-      return summary.restart();
-    }
-    recent = recent.filter((item) => now - item.at < STORM_MS);
-    if (recent.length < STORM_SIZE) {
-      recent.push({ at: now, node: notificationToast(n) });
-      return;
-    }
-    const levels = recent.map((item) => item.node.dataset.level);
-    for (const item of recent) item.node.remove();
-    summary = { count: recent.length + 1, node: el("div", "livefeed-toast livefeed-summary") };
-    recent = [];
-    summary.label = el("p", "livefeed-toast-title");
-    summary.label.append(el("span", "livefeed-sr", `${text("info")}: `), el("span", "", counted("storm", summary.count)));
-    const action = el("button", "livefeed-toast-action", text("show"));
-    action.type = "button";
-    action.addEventListener("click", () => {
-      summary.node.remove();
-      open();
-    });
-    summary.node.append(summary.label, action);
-    summary.restart = show(summary.node, "info");
-    for (const level of [...levels, n.level]) severer(summary, level);
-  }
+  const toast = (n) => toaster.add(n.level, () => notificationToast(n));
 
   function notificationToast(n) {
     const level = levelOf(n.level);
     const href = safeUrl(n.url);
     const node = el("div", "livefeed-toast");
+    if (n.actor) node.append(shared.actorMark(n.actor, safeUrl));
     const title = el(href ? "a" : "p", "livefeed-toast-title", n.title);
     title.prepend(el("span", "livefeed-sr", `${text(level)}: `));
     if (href) {
@@ -366,7 +296,6 @@
     node.append(title);
     if (n.body) node.append(el("p", "livefeed-toast-body", n.body));
     decorateToast(node, title, n);
-    show(node, level);
     return node;
   }
 
@@ -385,7 +314,9 @@
   function decorateRow(li, n) {
     if (n.count > 1) li.querySelector(".livefeed-title").append(" ", foldMark(n));
     const bar = actionBar(n);
-    bar.append(snoozeMenu(n));
+    const tools = el("span", "livefeed-tools");
+    tools.append(snoozeMenu(n), archiveButton(n));
+    bar.append(tools);
     li.append(bar);
   }
 
@@ -510,7 +441,7 @@
   function dropped(ids) {
     for (const id of ids) {
       const li = items.get(id);
-      if (li?.contains(document.activeElement)) panel.focus();
+      if (li?.contains(document.activeElement)) ((nextItem(li) || previousItem(li))?.firstChild ?? panel).focus();
       li?.remove();
       items.delete(id);
       for (const node of toastsOf(id)) node.remove();
@@ -526,7 +457,7 @@
     if (typeof n.unread_count === "number") setCounts(n);
     else if (fresh && !(n.id != null && n.id <= rendered)) {
       setUnread(unread + 1);
-      unseen += 1;
+      setUnseen(unseen + 1);
     }
     if (!fresh) {
       const li = items.get(n.id);
@@ -602,13 +533,22 @@
 
   // An optimistic change the server never got is taken back where the person
   // sees it, with a message, instead of leaving a badge that jumps back later.
+  // A row taken out (archived) goes back where it was.
   function undoable(rows) {
     const before = unread;
-    const wereUnread = rows.filter((li) => li.classList.contains("livefeed-unread"));
+    const was = rows.map((li) => ({ li, unread: li.classList.contains("livefeed-unread"), next: nextItem(li) }));
     return (error) => {
       console.error(error);
       setUnread(before);
-      for (const li of wereUnread) setUnreadAgain(li);
+      for (const { li, unread: wasUnread, next } of was) {
+        if (!li.isConnected) {
+          list.insertBefore(li, next?.parentNode === list ? next : null);
+          items.set(Number(li.dataset.id), li);
+        }
+        if (wasUnread) setUnreadAgain(li);
+        else setRead(li);
+      }
+      refreshList();
       say(text("action_error"));
     };
   }
@@ -636,9 +576,7 @@
     readAll.hidden = !unread;
   }
 
-  function markLabel(li) {
-    return text("mark_read_named").replace("{title}", li.dataset.title || "");
-  }
+  const named = (key, li) => text(key).replace("{title}", li.dataset.title || "");
 
   // A row says whether it opens a link; one without is read by a click or Enter.
   function decorate(li, n, href) {
@@ -654,13 +592,87 @@
     if (event.key === "Enter" && main) markRead(Number(main.parentNode.dataset.id));
   });
 
-  // A burst's summary wears the most severe level among its notifications.
-  function severer(summary, level) {
-    const worse = LEVELS.indexOf(levelOf(level)) > LEVELS.indexOf(summary.node.dataset.level);
-    if (!worse) return;
-    summary.node.dataset.level = levelOf(level);
-    summary.label.firstChild.textContent = `${text(levelOf(level))}: `;
+  // A bell and an admin people enjoy (issue 13) --------------------------------
+  const nextItem = (li) => sibling(li, "nextElementSibling");
+  const previousItem = (li) => sibling(li, "previousElementSibling");
+
+  function sibling(li, way) {
+    let node = li[way];
+    while (node && !node.classList.contains("livefeed-item")) node = node[way]; // past section headings
+    return node;
   }
+
+  // The round button at a row's end: a dot marks it read, a ring marks it unread again.
+  function readToggle(li) {
+    const unreadNow = li.classList.contains("livefeed-unread");
+    const button = el("button", unreadNow ? "livefeed-mark" : "livefeed-unmark");
+    button.type = "button";
+    button.title = text(unreadNow ? "mark_read" : "mark_unread");
+    button.setAttribute("aria-label", named(unreadNow ? "mark_read_named" : "mark_unread_named", li));
+    const old = li.querySelector(":scope > .livefeed-mark, :scope > .livefeed-unmark");
+    if (!old) return li.append(button);
+    const focused = old === document.activeElement;
+    old.replaceWith(button);
+    if (focused) button.focus(); // the button changed under the pointer: the focus stays
+  }
+
+  function markUnread(id) {
+    const li = items.get(id);
+    if (!li || li.classList.contains("livefeed-unread")) return;
+    const undo = undoable([li]);
+    setUnreadAgain(li);
+    setUnread(unread + 1); // the answer and the "read" event bring the true count
+    api(`${id}/unread/`, "POST").then(done, undo);
+  }
+
+  function archiveButton(n) {
+    const button = el("button", "livefeed-action livefeed-archive"); // a box, drawn in CSS
+    button.type = "button";
+    button.title = text("archive");
+    button.setAttribute("aria-label", `${text("archive")}: ${n.title}`);
+    return button;
+  }
+
+  // Gone at once; the server's "removed" event takes it from the other tabs.
+  function archive(id) {
+    const li = items.get(id);
+    if (!li) return;
+    const undo = undoable([li]);
+    const wasUnread = li.classList.contains("livefeed-unread");
+    dropped([id]);
+    if (wasUnread) setUnread(unread - 1);
+    api(`${id}/archive/`, "POST").then(done, undo);
+  }
+
+  // All and Unread: a tab list (arrows, Home and End move and choose). A row read
+  // while Unread is shown stays, marked read, so nothing jumps from under the
+  // pointer and it can be marked unread again; it leaves when Unread is next shown.
+  const tabs = [...root.querySelectorAll(".livefeed-tab")];
+
+  function choose(tab) {
+    for (const other of tabs) {
+      other.setAttribute("aria-selected", String(other === tab));
+      other.tabIndex = other === tab ? 0 : -1;
+    }
+    scroller.setAttribute("aria-labelledby", tab.id);
+    if (tab.dataset.filter === filter) return;
+    filter = tab.dataset.filter;
+    list.replaceChildren(); // never one tab's rows under the other's name
+    items.clear();
+    loaded = failed = exhausted = false;
+    load(true);
+  }
+
+  for (const tab of tabs) tab.addEventListener("click", () => choose(tab));
+  root.querySelector(".livefeed-tabs").addEventListener("keydown", (event) => {
+    const at = tabs.indexOf(event.target);
+    const moves = { ArrowLeft: at - 1, ArrowRight: at + 1, Home: 0, End: tabs.length - 1 };
+    if (at < 0 || !(event.key in moves)) return;
+    event.preventDefault();
+    const tab = tabs[(moves[event.key] + tabs.length) % tabs.length];
+    tab.focus();
+    choose(tab);
+  });
 
   window.livefeed = Object.freeze({
     ...base,
