@@ -205,7 +205,7 @@ def storm(h: Harness) -> dict:
     h.command("close")
     time.sleep(1)  # the server notices the disconnects
     gone = h.snapshot()
-    missed = list(range(5, 10))
+    missed = list(range(5, 5 + h.args.missed))
     _publish(h, channel, missed, 0)
     h.command("expect", seqs=missed, own=False)
     h.start_profile(f"{h.target.name}-storm-{h.args.streams}")
@@ -225,6 +225,8 @@ def storm(h: Harness) -> dict:
         "replay_delivered": replay["delivered"],
         "lost": live["lost"] + replay["lost"],
         "duplicated": live["duplicated"] + replay["duplicated"],
+        "replay_missed_per_stream": h.args.missed,
+        # From the storm's first connect until every stream had every missed event.
         "replay_all_served_s": replay["all_served_s"],
         "other_events": replay["other_events"],
     }

@@ -236,10 +236,12 @@ class Hub:
     def dispatch(self, message: dict[str, Any]) -> None:
         """Queue a layer message for every local reader of its channel, in log-id order."""
         if message.get("type") == "livefeed.close":  # that session signed out
+            revocation.forget_tickets(session=message["session"])
             for reader in self.readers.get(message["channel"], ()):
                 if reader.session == message["session"]:
                     reader.end()
         elif message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
+            revocation.forget_tickets(user_pk=message["channel"].removeprefix("user."))
             if message.get("channel") in self.readers:
                 revocation.wake(self)
         elif message.get("id") is None:

@@ -6,13 +6,14 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, instruments, revocation, sse
+from livefeed import conf, eventlog, instruments, revocation, sse, tickets
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -34,13 +35,21 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return _error(400, f"Unknown format {output!r}: use html (for htmx) or json (the default).")
     html = output == "html"
     try:
-        user, channels, grant = await _open(request)
-        if channels is None:
-            return _error(401, "Sign in to open a livefeed stream.")
+        admitted = _admit(request)  # a returning browser's ticket: no database (livefeed.tickets)
+        if admitted is None:
+            user, channels, grant, defaults = await _open(request)
+            if channels is None:
+                refused = _error(401, "Sign in to open a livefeed stream.")
+                tickets.forget(refused, request)
+                return refused
+            user_key = user.pk if user.is_authenticated else None
+            session = session_tag(request.session.session_key)
+        else:
+            user_key, channels, grant, session = admitted
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = _reserve(hub, request, user, channels, html)
+        reader = _reserve(hub, request, user_key, session, channels, html)
         revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -53,9 +62,12 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         busy["Retry-After"] = "5"
         return busy
     last_id = _last_event_id(request)
-    logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
+    logger.debug("Stream opened: user=%s channels=%s last_id=%s", user_key, channels, last_id)
     instruments.connects.inc()
-    return event_stream_response(_events(hub, reader, last_id, html))
+    response = event_stream_response(_events(hub, reader, last_id, html))
+    if admitted is None and user_key is not None:
+        tickets.issue(response, request, user, channels, defaults)
+    return response
 
 
 def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -68,11 +80,12 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
     return response
 
 
-def _reserve(hub: Hub, request: HttpRequest, user: Any, channels: list[str], html: bool) -> Reader:
-    """Reserve a stream, counted per user, or per client address when anonymous."""
-    session = session_tag(request.session.session_key)
-    if user.is_authenticated:
-        return hub.reserve(channels, user.pk, session, html=html)
+def _reserve(
+    hub: Hub, request: HttpRequest, user_key: Any, session: str | None, channels: list[str], html: bool
+) -> Reader:
+    """Reserve a stream, counted per user (user_key: their pk), or per client address when anonymous."""
+    if user_key is not None:
+        return hub.reserve(channels, user_key, session, html=html)
     # Per address, not per session: a client can drop its cookie, not its address.
     address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
     try:
@@ -98,21 +111,39 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None]:
-    """Return the user, the channels they may read (None: must sign in first) and their grant."""
-    user = request.user  # the session and user queries run here, in this thread
-    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return user, None, None
+def _requested(request: HttpRequest) -> list[str]:
+    """Return the custom channels the request asks for, checked for form only."""
     requested = [validate(name) for name in request.GET.getlist("channel")]
     if len(requested) > _MAX_CHANNELS:
         raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
-    channels = default_channels(user)
+    return requested
+
+
+def _admit(request: HttpRequest) -> tuple[Any, list[str], revocation.Grant, str] | None:
+    """Return the user pk, channels, grant and session tag a good ticket admits; None: ask the session."""
+    ticket = tickets.read(request)
+    if ticket is None:
+        return None
+    channels = tickets.channels(ticket, _requested(request))
+    if channels is None:
+        return None  # a channel the ticket does not list: the session decides, and issues a new ticket
+    return ticket.user_pk, channels, ticket.grant(request.COOKIES[settings.SESSION_COOKIE_NAME]), ticket.session
+
+
+def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None, list[str]]:
+    """Return the user, the channels they may read (None: must sign in first), their grant and built-in channels."""
+    user = request.user  # the session and user queries run here, in this thread
+    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
+        return user, None, None, []
+    requested = _requested(request)
+    defaults = default_channels(user)
+    channels = list(defaults)
     for name in requested:
         if not can_read(user, name, channels):
             raise ChannelDenied(f"You may not read channel {name!r}.")
         if name not in channels:
             channels.append(name)
-    return user, channels, revocation.grant_for(user, request.session.session_key, channels)
+    return user, channels, revocation.grant_for(user, request.session.session_key, channels), defaults
 
 
 # All connect-time queries in one trip to a worker thread (each trip costs as
