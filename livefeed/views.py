@@ -13,7 +13,7 @@ from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, instruments, revocation, sse, tickets
+from livefeed import conf, eventlog, history, instruments, revocation, sse, tickets
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -163,7 +163,7 @@ async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = Fa
         seen = -1
         if last_id is not None:
             instruments.replays.inc()
-            chunks, seen = await eventlog.replay(reader.channels, last_id, html)
+            chunks, seen = await history.replay(reader.channels, last_id, html)
             if chunks:
                 yield b"".join(chunks)
         while True:
