@@ -97,6 +97,8 @@ _RATIOS = (
     "p99_ms",
     "idle_server_cpu_pct",
     "reconnect_server_cpu_ms_per_stream",
+    "connect_queries_per_stream",
+    "replay_all_served_s",
 )
 
 

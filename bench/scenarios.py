@@ -59,6 +59,10 @@ def _connect_summary(replies: list[dict], before: dict, after: dict, prefix: str
         f"{prefix}_seconds": round(seconds, 3),
         f"{prefix}_rate_per_s": round(connected / seconds, 1) if seconds else None,
         f"{prefix}_server_cpu_ms_per_stream": _per((after["cpu"] - before["cpu"]) * 1000, connected, 3),
+        # SQL statements the server ran meanwhile, over the streams opened (Django targets only).
+        f"{prefix}_queries_per_stream": (
+            _per(after["queries"] - before["queries"], connected) if after["queries"] is not None else None
+        ),
         **{f"{prefix}_{key}": value for key, value in _gc_share(before, after).items()},
         # Per client: time from connect to the status line, 10th/50th/90th percentile.
         f"{prefix}_first_byte_ms": [reply["first_byte_ms"] for reply in replies],
