@@ -24,12 +24,14 @@ is ignored: the session decides, as for a plain `curl -H "Cookie: sessionid=…"
 import logging
 import time
 from dataclasses import dataclass
+from http.cookies import SimpleCookie
 from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
+from django.utils.http import http_date
 
 from livefeed import conf, revocation
 from livefeed.channels import session_tag
@@ -67,16 +69,20 @@ def issue(
     extra = [name for name in channels if name not in defaults]
     payload = [user.pk, tag, grant.auth_hash if grant else "", defaults, extra, round(time.time(), 3)]
     value = signing.dumps(payload, salt=SALT, compress=True)
-    response.set_cookie(
-        COOKIE,
-        value,
-        max_age=int(lifetime),
-        path=request.path,
-        domain=settings.SESSION_COOKIE_DOMAIN,
-        secure=settings.SESSION_COOKIE_SECURE or request.is_secure(),
-        httponly=True,
-        samesite=settings.SESSION_COOKIE_SAMESITE,
-    )
+    # A header, not response.cookies: the response lives as long as the stream, and a
+    # Morsel per open stream would cost more memory than the ticket saves anything.
+    jar: SimpleCookie = SimpleCookie()
+    jar[COOKIE] = value
+    morsel = jar[COOKIE]
+    morsel["max-age"], morsel["expires"] = int(lifetime), http_date(time.time() + int(lifetime))
+    morsel["path"], morsel["httponly"] = request.path, True
+    if settings.SESSION_COOKIE_DOMAIN:
+        morsel["domain"] = settings.SESSION_COOKIE_DOMAIN
+    if settings.SESSION_COOKIE_SECURE or request.is_secure():
+        morsel["secure"] = True
+    if settings.SESSION_COOKIE_SAMESITE:
+        morsel["samesite"] = settings.SESSION_COOKIE_SAMESITE
+    response.headers["Set-Cookie"] = morsel.OutputString()
 
 
 def read(request: HttpRequest) -> Ticket | None:
