@@ -1,9 +1,10 @@
 """The SSE stream view (docs/design.md#contracts)."""
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from django.conf import settings
@@ -64,9 +65,12 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     last_id = _last_event_id(request)
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user_key, channels, last_id)
     instruments.connects.inc()
-    response = event_stream_response(_events(hub, reader, last_id, html))
+    spent: list[Callable[[], Any]] = []  # what to let go of once the headers are sent
+    response = event_stream_response(_events(hub, reader, last_id, html, spent))
     if admitted is None and user_key is not None:
         tickets.issue(response, request, user, channels, defaults)
+        # The response lives as long as the stream: its copy of the ticket need not.
+        spent.append(functools.partial(response.headers.pop, "Set-Cookie", None))
     return response
 
 
@@ -152,12 +156,16 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.G
 _open = eventlog.in_thread(_channels)
 
 
-async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = False) -> AsyncIterator[bytes]:
+async def _events(
+    hub: Hub, reader: Reader, last_id: int | None, html: bool = False, spent: list[Callable[[], Any]] | None = None
+) -> AsyncIterator[bytes]:
     # Parked on `await reader.take()`, never on a yield, so a disconnect
     # cancels it there and the finally below runs (docs/design.md#trap-3).
     try:
         # Headers leave with the first body chunk: send it before any wait (docs/design.md#trap-2).
         yield sse.retry(conf.get("RETRY"))
+        while spent:  # asked for the next chunk: the headers are out
+            spent.pop()()
         await hub.add(reader)  # subscribe before replaying: nothing falls between
         yield sse.comment("connected")  # from here on, every event reaches this stream
         seen = -1
