@@ -216,9 +216,13 @@ def storm(h: Harness) -> dict:
     before = h.snapshot()
     replies = h.command("connect", resume=True, concurrency=h.args.streams, timeout=h.args.timeout)
     after = h.snapshot()
+    stacks = (
+        h.dump_stacks(f"{h.target.name}-storm-{h.args.streams}") if _connected(replies) < h.args.streams // 2 else None
+    )
     replay = _collect(h)
     h.stop_profile()
     return {
+        **({"storm_server_stacks": stacks} if stacks else {}),
         "live_lost": live["lost"],
         "live_latency_ms": live["latency_ms"],
         "after_disconnect_threads": gone["threads"],
