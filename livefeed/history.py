@@ -32,6 +32,8 @@ from livefeed import conf, eventlog, htmx, instruments, sse
 # Rows kept per process: every channel's newest events. A replay of up to
 # REPLAY_LIMIT of one stream's events behind it needs at most this many.
 CAPACITY = 5000
+# And at most about this many bytes of them: payloads may be up to MAX_PAYLOAD each.
+MAX_BYTES = 16 * 1024 * 1024
 
 Row = tuple[int, str, str, str, bytes]  # id, channel, event, data, the SSE bytes of a JSON stream
 
@@ -54,14 +56,15 @@ _read_in_thread = eventlog.in_thread(_read, thread_sensitive=False)
 
 
 class History:
-    def __init__(self, capacity: int = CAPACITY) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int | None = None) -> None:
+        self.capacity = capacity or CAPACITY
         # Every log row with start < id <= end is in rows (start None: nothing read yet).
         self.start: int | None = None
         self.end = 0
         self.low: int | None = None  # the log's oldest id at the last read
         self.rows: list[Row] = []
         self.ids: list[int] = []
+        self.size = 0  # bytes of data and SSE bytes held
         self.reads = 0
         self.waiting = 0  # replays waiting for a read
         self._lock = asyncio.Lock()  # one read at a time
@@ -116,7 +119,7 @@ class History:
         rows, high, low, complete = read
         if not complete:
             return  # more than the window holds: those streams replay from the database
-        self.start, self.rows, self.ids = min(after, high), [], []
+        self.start, self.rows, self.ids, self.size = min(after, high), [], [], 0
         self.end = self.start
         self._extend(read)
 
@@ -126,13 +129,19 @@ class History:
             self.start = None  # a gap above the window: start again from the next stream's id
             return
         for pk, channel, event, data in rows:
-            self.rows.append((pk, channel, event, data, sse.encode(data, event=event, id=pk)))
+            encoded = sse.encode(data, event=event, id=pk)
+            self.rows.append((pk, channel, event, data, encoded))
             self.ids.append(pk)
+            self.size += len(data) + len(encoded)
         self.end = max(self.end, high, self.ids[-1] if self.ids else 0)
         self.low = low
-        if len(self.rows) > self.capacity:
-            drop = len(self.rows) - self.capacity
-            self.start = self.ids[drop - 1]
+        drop = 0
+        while len(self.rows) - drop > self.capacity or (self.size > MAX_BYTES and drop < len(self.rows)):
+            _, _, _, data, encoded = self.rows[drop]
+            self.size -= len(data) + len(encoded)
+            drop += 1
+        if drop:
+            self.start = self.ids[drop - 1]  # a stream behind this replays from the database
             del self.rows[:drop], self.ids[:drop]
 
     def _answer(self, channels: set[str], last_id: int, html: bool) -> tuple[list[bytes], int]:

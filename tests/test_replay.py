@@ -148,3 +148,33 @@ def test_a_storm_of_reconnects_shares_its_reads_of_the_log(alice_channel, settin
 
     assert run(scenario) == [list(range(10))] * streams_count
     assert len(reads) == 2  # not one per stream
+
+
+def test_a_stream_further_behind_than_the_window_still_gets_all_it_missed(alice_channel, settings, monkeypatch):
+    """The window holds the log's newest rows only; a stream behind them replays from the database."""
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
+    monkeypatch.setattr(history, "CAPACITY", 3)
+    channel, key = alice_channel
+
+    def publish(numbers_):
+        for n in numbers_:
+            livefeed.publish(channel, "tick", {"n": n})
+        return list(Event.objects.order_by("id").values_list("id", flat=True))
+
+    ids = publish(range(6))
+
+    async def catch_up(last_id, count):
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(last_id))]).open()
+        got = numbers(await stream.events(count))
+        await stream.close()
+        return got
+
+    async def scenario():
+        got = [await catch_up(ids[0] - 1, 6), await catch_up(ids[3], 2)]  # 6 behind: more than the window
+        newer = await sync_to_async(publish)([6, 7])
+        got.append(await catch_up(ids[5], 2))  # the window moves on: its oldest row leaves
+        got.append(await catch_up(ids[3], 4))  # behind it now
+        assert newer[-1] == ids[5] + 2
+        return got
+
+    assert run(scenario) == [list(range(6)), [4, 5], [6, 7], [4, 5, 6, 7]]
