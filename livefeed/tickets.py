@@ -28,7 +28,9 @@ from http.cookies import SimpleCookie
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
 from django.utils.http import http_date
@@ -67,7 +69,8 @@ def issue(
         return
     grant = revocation.grant_for(user, None, channels)
     extra = [name for name in channels if name not in defaults]
-    payload = [user.pk, tag, grant.auth_hash if grant else "", defaults, extra, round(time.time(), 3)]
+    # The pk as text: JSON has no UUID; read() turns it back into the user model's pk type.
+    payload = [str(user.pk), tag, grant.auth_hash if grant else "", defaults, extra, round(time.time(), 3)]
     value = signing.dumps(payload, salt=SALT, compress=True)
     # A header, not response.cookies: the response lives as long as the stream, and a
     # Morsel per open stream would cost more memory than the ticket saves anything.
@@ -94,8 +97,10 @@ def read(request: HttpRequest) -> Ticket | None:
     try:
         payload = signing.loads(value, salt=SALT, max_age=lifetime)
         user_pk, tag, auth_digest, defaults, extra, issued = payload
+        # The same pk as the session path's, so per-user stream caps count both alike.
+        user_pk = get_user_model()._meta.pk.to_python(user_pk)
         ticket = Ticket(user_pk, str(tag), str(auth_digest), tuple(defaults), tuple(extra), float(issued))
-    except (signing.BadSignature, ValueError, TypeError):
+    except (signing.BadSignature, ValidationError, ValueError, TypeError):
         # Forged, tampered, expired or from an older format: worth no more than its absence.
         logger.debug("Ignoring a stream ticket that does not verify")
         return None

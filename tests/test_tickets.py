@@ -227,3 +227,17 @@ def test_the_ticket_cookie_follows_the_session_cookies_settings():
     morsel = run(scenario)
     assert morsel["secure"] and morsel["samesite"] == "Strict" and morsel["path"] == "/livefeed/stream/"
     assert settings.SESSION_COOKIE_NAME != tickets.COOKIE
+
+
+def test_streams_opened_by_ticket_and_by_session_share_the_users_cap():
+    alice = User.objects.create_user("alice", password="x")
+    key = session_for(alice)
+
+    async def scenario():
+        with override_settings(LIVEFEED={"MAX_STREAMS_PER_USER": 1, "REAUTHORIZE_INTERVAL": 3600}):
+            first = await (await Stream(session_key=key).open()).connected()
+            second = await Stream(session_key=key, headers=with_ticket(ticket_of(first))).open()
+            await first.close()
+        return second.status
+
+    assert run(scenario) == 429
