@@ -22,8 +22,10 @@ is ignored: the session decides, as for a plain `curl -H "Cookie: sessionid=…"
 """
 
 import logging
+import math
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from http.cookies import SimpleCookie
 from typing import Any
 
@@ -63,7 +65,7 @@ def issue(
     response: HttpResponseBase, request: HttpRequest, user: Any, channels: list[str], defaults: list[str]
 ) -> None:
     """Give the browser of a stream the session let in a ticket for its next connects."""
-    lifetime = conf.get("TICKET_LIFETIME")
+    lifetime = _lifetime()
     tag = session_tag(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
     if not lifetime or not tag or not user.is_authenticated:
         return
@@ -77,7 +79,8 @@ def issue(
     jar: SimpleCookie = SimpleCookie()
     jar[COOKIE] = value
     morsel = jar[COOKIE]
-    morsel["max-age"], morsel["expires"] = int(lifetime), http_date(time.time() + int(lifetime))
+    seconds = math.ceil(lifetime)
+    morsel["max-age"], morsel["expires"] = seconds, http_date(time.time() + seconds)
     morsel["path"], morsel["httponly"] = request.path, True
     if settings.SESSION_COOKIE_DOMAIN:
         morsel["domain"] = settings.SESSION_COOKIE_DOMAIN
@@ -91,11 +94,11 @@ def issue(
 def read(request: HttpRequest) -> Ticket | None:
     """Return the request's ticket if it is good for this session now, else None (the session decides)."""
     value = request.COOKIES.get(COOKIE)
-    lifetime = conf.get("TICKET_LIFETIME")
+    lifetime = _lifetime()
     if not value or not lifetime:
         return None
     try:
-        payload = signing.loads(value, salt=SALT, max_age=lifetime)
+        payload = signing.loads(value, salt=SALT, max_age=timedelta(seconds=lifetime))
         user_pk, tag, auth_digest, defaults, extra, issued = payload
         # The same pk as the session path's, so per-user stream caps count both alike.
         user_pk = get_user_model()._meta.pk.to_python(user_pk)
@@ -109,6 +112,14 @@ def read(request: HttpRequest) -> Ticket | None:
     if not revocation.honours(ticket.user_pk, ticket.session, ticket.issued):
         return None
     return ticket
+
+
+def _lifetime() -> float | None:
+    """Return TICKET_LIFETIME in seconds, None when tickets are off (or it is not a positive number)."""
+    lifetime = conf.get("TICKET_LIFETIME")
+    if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
+        return float(lifetime)
+    return None
 
 
 def channels(ticket: Ticket, requested: list[str]) -> list[str] | None:
