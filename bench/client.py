@@ -77,6 +77,7 @@ class Stream(asyncio.Protocol):
             if end < 0:
                 return
             self.status = int(self.head[9:12])
+            self.bench.keep_cookies(self.index, self.head[:end])
             data, self.head = self.head[end + 4 :], b""
             if not self.opened.done():
                 self.opened.set_result(self.status)
@@ -170,15 +171,32 @@ class Client:
         self.reconnecting = False
         self.reconnects = 0
         self.keys = {index: key for key, index in self.sessions}
+        # Cookies the server set, per stream, sent back on its reconnects as a browser would
+        # (livefeed's stream ticket); the session cookie stays the bench's.
+        self.jar: dict[int, dict[str, str]] = {}
         self.since = time.monotonic()
         self.cpu = _cpu()
 
-    def _request(self, key: str, last_id: str) -> bytes:
+    def keep_cookies(self, index: int, head: bytes) -> None:
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() != "set-cookie":
+                continue
+            pair, _, attributes = value.strip().partition(";")
+            cookie, _, content = pair.partition("=")
+            jar = self.jar.setdefault(index, {})
+            if "max-age=0" in attributes.lower().replace(" ", "") or not content:
+                jar.pop(cookie, None)
+            else:
+                jar[cookie] = content
+
+    def _request(self, key: str, last_id: str, index: int) -> bytes:
+        cookies = "".join(f"; {name}={value}" for name, value in self.jar.get(index, {}).items())
         lines = [
             f"GET {self.path} HTTP/1.1",
             f"Host: 127.0.0.1:{self.port}",
             "Accept: text/event-stream",
-            f"Cookie: {self.cookie}={key}",
+            f"Cookie: {self.cookie}={key}{cookies}",
         ]
         if last_id:
             lines.append(f"Last-Event-ID: {last_id}")
@@ -193,7 +211,7 @@ class Client:
         self.streams = []
 
         async def one(key: str, index: int) -> None:
-            stream = Stream(self, index, self._request(key, old.get(index, "") if resume else ""))
+            stream = Stream(self, index, self._request(key, old.get(index, "") if resume else "", index))
             self.streams.append(stream)
             async with gate:
                 started = time.monotonic()
@@ -215,7 +233,8 @@ class Client:
         cpu, start = _cpu(), time.monotonic()
         await asyncio.gather(*(one(key, index) for key, index in self.sessions))
         first_bytes.sort()
-        pick = [first_bytes[min(len(first_bytes) - 1, int(q * len(first_bytes)))] for q in (0.1, 0.5, 0.9)]
+        count = len(first_bytes)
+        pick = [first_bytes[min(count - 1, int(q * count))] for q in (0.1, 0.5, 0.9) if count]
         return {
             "statuses": statuses,
             "seconds": time.monotonic() - start,
@@ -250,7 +269,7 @@ class Client:
 
     def _fresh(self, old: Stream) -> Stream:
         """Return a new Stream in old's place, resuming after its Last-Event-ID."""
-        stream = Stream(self, old.index, self._request(self.keys[old.index], old.last_id))
+        stream = Stream(self, old.index, self._request(self.keys[old.index], old.last_id, old.index))
         stream.carry_over(old)
         self.streams[self.streams.index(old)] = stream
         return stream

@@ -144,7 +144,7 @@ class Harness:
             for key, value in procstat.status(pid).items():
                 snap[key] = snap.get(key, 0) + value
         stats = [self.fetch_stats(server.port) or {} for server in self.servers]
-        for key in ("tasks", "hops", "gc_s"):
+        for key in ("tasks", "hops", "gc_s", "queries"):
             values = [one.get(key) for one in stats]
             snap[key] = None if None in values else sum(sum(v) if isinstance(v, list) else v for v in values)
         snap["db_connections"] = self._db_connections()

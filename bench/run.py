@@ -33,6 +33,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=30.0, help="idle: seconds to watch")
     parser.add_argument("--concurrency", type=int, default=1000, help="connects in flight per client")
     parser.add_argument("--timeout", type=float, default=30.0, help="bound on each connect/collect wait")
+    parser.add_argument("--missed", type=int, default=10, help="storm: events each stream misses while away")
     parser.add_argument("--publishers", type=int, default=8, help="publish: concurrent publishing processes")
     parser.add_argument("--events", type=int, default=500, help="publish: events per publisher")
     parser.add_argument("--ephemeral", action="store_true", help="publish: store=False (no event log)")
@@ -96,6 +97,8 @@ _RATIOS = (
     "p99_ms",
     "idle_server_cpu_pct",
     "reconnect_server_cpu_ms_per_stream",
+    "connect_queries_per_stream",
+    "replay_all_served_s",
 )
 
 

@@ -59,6 +59,10 @@ def _connect_summary(replies: list[dict], before: dict, after: dict, prefix: str
         f"{prefix}_seconds": round(seconds, 3),
         f"{prefix}_rate_per_s": round(connected / seconds, 1) if seconds else None,
         f"{prefix}_server_cpu_ms_per_stream": _per((after["cpu"] - before["cpu"]) * 1000, connected, 3),
+        # SQL statements the server ran meanwhile, over the streams opened (Django targets only).
+        f"{prefix}_queries_per_stream": (
+            _per(after["queries"] - before["queries"], connected) if after["queries"] is not None else None
+        ),
         **{f"{prefix}_{key}": value for key, value in _gc_share(before, after).items()},
         # Per client: time from connect to the status line, 10th/50th/90th percentile.
         f"{prefix}_first_byte_ms": [reply["first_byte_ms"] for reply in replies],
@@ -205,16 +209,20 @@ def storm(h: Harness) -> dict:
     h.command("close")
     time.sleep(1)  # the server notices the disconnects
     gone = h.snapshot()
-    missed = list(range(5, 10))
+    missed = list(range(5, 5 + h.args.missed))
     _publish(h, channel, missed, 0)
     h.command("expect", seqs=missed, own=False)
     h.start_profile(f"{h.target.name}-storm-{h.args.streams}")
     before = h.snapshot()
     replies = h.command("connect", resume=True, concurrency=h.args.streams, timeout=h.args.timeout)
     after = h.snapshot()
+    stacks = (
+        h.dump_stacks(f"{h.target.name}-storm-{h.args.streams}") if _connected(replies) < h.args.streams // 2 else None
+    )
     replay = _collect(h)
     h.stop_profile()
     return {
+        **({"storm_server_stacks": stacks} if stacks else {}),
         "live_lost": live["lost"],
         "live_latency_ms": live["latency_ms"],
         "after_disconnect_threads": gone["threads"],
@@ -225,6 +233,8 @@ def storm(h: Harness) -> dict:
         "replay_delivered": replay["delivered"],
         "lost": live["lost"] + replay["lost"],
         "duplicated": live["duplicated"] + replay["duplicated"],
+        "replay_missed_per_stream": h.args.missed,
+        # From the storm's first connect until every stream had every missed event.
         "replay_all_served_s": replay["all_served_s"],
         "other_events": replay["other_events"],
     }

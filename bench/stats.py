@@ -29,9 +29,29 @@ def _gc_timer(phase: str, info: dict) -> None:
 
 gc.callbacks.append(_gc_timer)
 
+_queries = [0]  # SQL statements the server ran, every thread's
+
+
+def _count_query(execute: Any, sql: str, params: Any, many: bool, context: dict) -> Any:
+    _queries[0] += 1
+    return execute(sql, params, many, context)
+
+
+def _watch_queries(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if _count_query not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_count_query)
+
+
+def _count_queries() -> None:
+    # Django targets only (livefeed, django-eventstream); sse-starlette has no database.
+    from django.db.backends.signals import connection_created
+
+    connection_created.connect(_watch_queries)
+
 
 def with_stats(django_application):
     """Return django_application with /__bench__/stats answered before it."""
+    _count_queries()
 
     async def application(scope: dict, receive, send) -> None:
         if scope["type"] == "http" and scope["path"] == STATS_PATH:
@@ -53,6 +73,7 @@ async def _stats(scope: dict, send) -> None:
         "tasks": len(asyncio.all_tasks()),
         "threads": threading.active_count(),
         "hops": patches.hops,
+        "queries": _queries[0],
     }
     stats["streams"] = _open_streams()
     stats["gc_s"] = [round(seconds, 4) for seconds in _gc_seconds]

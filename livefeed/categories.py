@@ -13,7 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils.translation import get_language_info, gettext_lazy
 
-from livefeed import conf
+from livefeed import conf, revocation
+from livefeed.publishing import reauthorize_user_streams
 
 GENERAL = "general"
 CHANNELS = ("in_app", "email")
@@ -126,6 +127,11 @@ def choose_language(user: Any, code: Any) -> None:
     if code not in {code for code, _ in settings.LANGUAGES}:
         raise ValueError(f"Unknown language {code!r:.20}.")
     _preferences().update_or_create(user=user, category="", defaults={"language": code})
+    # A stream ticket carries the language it was issued in (livefeed.tickets): void the
+    # user's tickets here and in every process with a stream of theirs open, so the next
+    # connect reads the new one (the preferences views also make the browser drop it).
+    revocation.forget_tickets(user_pk=user.pk)
+    reauthorize_user_streams(user)
 
 
 def without_muted(category: str, users: list[Any]) -> list[Any]:

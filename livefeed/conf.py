@@ -53,6 +53,11 @@ DEFAULTS: dict[str, Any] = {
     # Seconds after which a stream ends so the client reconnects and is
     # authenticated again (None: never). Checked on each heartbeat.
     "MAX_AGE": None,
+    # Seconds a stream ticket (livefeed.tickets) lets its session's browser
+    # reconnect without the database; None or 0: every connect asks the session.
+    # A change heard by a process, or found by its sweep, voids older tickets
+    # there at once; this bounds the rest (docs/reliability.md#stream-tickets).
+    "TICKET_LIFETIME": 3600,
     # Seconds between each process's checks that the sign-in of every open
     # stream still holds (session alive, password unchanged, user active, still
     # in its groups); a revoked one ends. At most 60: a stolen session must not

@@ -54,7 +54,7 @@ def _replay(
     elif len(rows) > limit:
         reason = "too_many"
     else:
-        chunks = [_encode(event, data, pk, html, language) for pk, event, data in rows]
+        chunks = [encode(event, data, pk, html, language) for pk, event, data in rows]
         return chunks, max(high, rows[-1][0] if rows else 0)
     instruments.resets.inc()
     # The log's newest id, never the client's: the reset's id is also the
@@ -62,8 +62,8 @@ def _replay(
     return [sse.encode(json.dumps({"reason": reason}), event="reset", id=high)], high
 
 
-def _encode(event: str, data: str, id: int, html: bool, reader_language: str | None) -> bytes:
-    # As the hub encodes it live, so a replayed event reads as it did live.
+def encode(event: str, data: str, id: int, html: bool, reader_language: str | None) -> bytes:
+    """Return a log row as SSE bytes for one reader, as the hub encodes it live (also livefeed.history)."""
     if event == htmx.EVENT and data.startswith(language.MARK):
         return language.encode(data, reader_language, html, id)
     return htmx.encode(event, data, id) if html else sse.encode(data, event=event, id=id)

@@ -241,11 +241,15 @@ class Hub:
     def dispatch(self, message: dict[str, Any]) -> None:
         """Queue a layer message for every local reader of its channel, in log-id order."""
         if message.get("type") == "livefeed.close":  # that session signed out
+            revocation.forget_tickets(session=message["session"])  # and so do its tickets, here
             for reader in self.readers.get(message["channel"], ()):
                 if reader.session == message["session"]:
                     reader.end()
         elif message.get("type") == "livefeed.reauthorize":  # that user's password, activity or groups changed
-            if message.get("channel") in self.readers:
+            channel = message.get("channel", "")
+            if channel.startswith("user."):  # tickets issued before now take the session path here
+                revocation.forget_tickets(user_pk=channel.removeprefix("user."))
+            if channel in self.readers:
                 revocation.wake(self)
         elif message.get("id") is None:
             self._fan_out(message)  # not stored (store=False): no place in the log's order

@@ -24,7 +24,11 @@ logger = logging.getLogger("livefeed")
 class EventQuerySet(models.QuerySet):
     def after(self, last_id: int, channels: list[str]) -> "EventQuerySet":
         """Return events of these channels newer than last_id, oldest first."""
-        return self.filter(channel__in=channels, id__gt=last_id).order_by("id")
+        return self.since(last_id).filter(channel__in=channels)
+
+    def since(self, last_id: int) -> "EventQuerySet":
+        """Return the events of every channel newer than last_id, oldest first."""
+        return self.filter(id__gt=last_id).order_by("id")
 
     def prune(self, older_than_seconds: float) -> int:
         """Delete events past the replay retention; return how many went."""

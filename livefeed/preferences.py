@@ -17,7 +17,7 @@ from django.shortcuts import render
 from django.utils import translation
 from django.views.decorators.csrf import csrf_exempt
 
-from livefeed import categories
+from livefeed import categories, tickets
 from livefeed.digest import read_unsubscribe_token
 from livefeed.inbox import _endpoint
 from livefeed.language import ui_language
@@ -51,7 +51,10 @@ def change_preferences(request: HttpRequest) -> HttpResponse:
         _apply(request.user, change)
     except ValueError as error:
         raise BadRequest(str(error)) from None
-    return JsonResponse(state(request.user))
+    response = JsonResponse(state(request.user))
+    if "language" in change:
+        tickets.drop(response)
+    return response
 
 
 def _apply(user: Any, change: dict[str, Any]) -> None:
@@ -98,7 +101,10 @@ def page(request: HttpRequest) -> HttpResponse:
             "saved": saved,
             "error": error,
         }
-        return render(request, "livefeed/preferences.html", context, status=400 if error else 200)
+        response = render(request, "livefeed/preferences.html", context, status=400 if error else 200)
+    if saved and "language" in request.POST:
+        tickets.drop(response)
+    return response
 
 
 def _offered(code: str) -> str:

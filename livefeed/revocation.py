@@ -15,7 +15,9 @@ once (livefeed.signals sends a "livefeed.reauthorize" message to each process).
 
 import asyncio
 import contextlib
+import hashlib
 import logging
+import time
 import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,12 +48,15 @@ class Grant:
 
     user_pk: Any
     session_key: str | None  # None: opened without a session; the other checks still apply
-    auth_hash: str | None  # the user's get_session_auth_hash() at connect
+    auth_hash: str | None  # digest() of the user's get_session_auth_hash() at connect
     groups: frozenset[str]  # pks of the groups whose channels the stream reads
 
 
 # reader -> its grant; weak, so a finished stream's entry goes with its reader
 _grants: "weakref.WeakKeyDictionary[Reader, Grant]" = weakref.WeakKeyDictionary()
+# ("user", pk) or ("session", tag) -> when this process learnt its sign-ins were
+# revoked: stream tickets issued before then are not honoured (livefeed.tickets)
+_revoked_at: dict[tuple[str, Any], float] = {}
 # hub -> the event that runs its next sweep at once
 _wakers: "weakref.WeakKeyDictionary[Hub, asyncio.Event]" = weakref.WeakKeyDictionary()
 
@@ -60,9 +65,33 @@ def grant_for(user: Any, session_key: str | None, channels: Iterable[str]) -> Gr
     """Return the grant of a stream opened by user with channels (None for anonymous streams)."""
     if not user.is_authenticated:
         return None
-    auth_hash = user.get_session_auth_hash() if hasattr(user, "get_session_auth_hash") else None
+    auth_hash = digest(user.get_session_auth_hash()) if hasattr(user, "get_session_auth_hash") else None
     groups = frozenset(name.removeprefix("group.") for name in channels if name.startswith("group."))
     return Grant(user.pk, session_key, auth_hash, groups)
+
+
+def digest(auth_hash: str) -> str:
+    """Return a stand-in for a session auth hash, safe to hand to the browser in a ticket."""
+    return hashlib.sha256(auth_hash.encode()).hexdigest()[:24]
+
+
+def forget_tickets(*, user_pk: Any = None, session: str | None = None) -> None:
+    """Stop honouring the stream tickets issued until now to user_pk, or to session (a session_tag)."""
+    now = time.time()
+    lifetime = conf.get("TICKET_LIFETIME") or 0
+    # Past its lifetime a ticket is refused anyway: the entry has done its job.
+    for key in [key for key, when in _revoked_at.items() if when < now - lifetime]:
+        _revoked_at.pop(key, None)
+    if user_pk is not None:
+        _revoked_at[("user", str(user_pk))] = now
+    if session:
+        _revoked_at[("session", session)] = now
+
+
+def honours(user_pk: Any, session: str, issued: float) -> bool:
+    """Tell whether a ticket issued then to user_pk and session predates no revocation heard here."""
+    revoked = max(_revoked_at.get(("user", str(user_pk)), 0.0), _revoked_at.get(("session", session), 0.0))
+    return issued > revoked
 
 
 def track(reader: "Reader", grant: Grant | None) -> None:
@@ -102,9 +131,10 @@ async def sweep(hub: "Hub") -> None:
     if not tracked:
         return
     revoked = await _revoked_in_thread({grant for _, grant in tracked})
-    ended = [reader for reader, grant in tracked if grant in revoked]
-    for reader in ended:
+    ended = [(reader, grant) for reader, grant in tracked if grant in revoked]
+    for reader, grant in ended:
         _grants.pop(reader, None)
+        forget_tickets(user_pk=grant.user_pk)  # so its reconnect's ticket is not honoured here
         reader.end()  # the client reconnects and is authenticated again
     if ended:
         logger.info("Ended %d stream(s) whose sign-in was revoked", len(ended))
@@ -122,7 +152,7 @@ def revoked(grants: set[Grant]) -> set[Grant]:
             user is None
             or not getattr(user, "is_active", True)
             or (grant.session_key is not None and live is not None and grant.session_key not in live)
-            or (grant.auth_hash is not None and grant.auth_hash != user.get_session_auth_hash())
+            or (grant.auth_hash is not None and grant.auth_hash != digest(user.get_session_auth_hash()))
             or not grant.groups <= memberships.get(grant.user_pk, frozenset())
         ):
             gone.add(grant)

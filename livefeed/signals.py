@@ -13,7 +13,8 @@ from typing import Any
 
 from django.db import transaction
 
-from livefeed import folding
+from livefeed import folding, revocation
+from livefeed.channels import session_tag
 from livefeed.models import Delivery, Notification
 from livefeed.notifications import announce
 from livefeed.publishing import close_session_streams, reauthorize_user_streams
@@ -51,6 +52,8 @@ def recipients_added(
 def user_logged_out(sender: type, request: Any, user: Any, **kwargs: Any) -> None:
     """Stop streaming to a session as soon as it signs out, not at its next reconnect."""
     if user is not None and request is not None and hasattr(request, "session"):
+        # This process hears of it at once, whether or not it holds one of the session's streams.
+        revocation.forget_tickets(user_pk=user.pk, session=session_tag(request.session.session_key))
         close_session_streams(user, request.session.session_key)
         # Streams opened under an earlier key of this session (rotated by
         # login() or update_session_auth_hash()) are not named by the close.

@@ -1,18 +1,20 @@
 """The SSE stream view (docs/design.md#contracts)."""
 
 import asyncio
+import functools
 import logging
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
-from livefeed import conf, eventlog, instruments, language, revocation, sse
+from livefeed import conf, eventlog, history, instruments, language, revocation, sse, tickets
 from livefeed.channels import can_read, default_channels, session_tag, validate
 from livefeed.exceptions import ChannelDenied, InvalidChannel, TooManyStreams
 from livefeed.hub import END, Hub, Reader, get_hub
@@ -34,13 +36,21 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         return _error(400, f"Unknown format {output!r}: use html (for htmx) or json (the default).")
     html = output == "html"
     try:
-        user, channels, grant, language_code = await _open(request)
-        if channels is None:
-            return _error(401, "Sign in to open a livefeed stream.")
+        admitted = _admit(request)  # a returning browser's ticket: no database (livefeed.tickets)
+        if admitted is None:
+            user, channels, grant, defaults, language_code = await _open(request)
+            if channels is None:
+                refused = _error(401, "Sign in to open a livefeed stream.")
+                tickets.forget(refused, request)
+                return refused
+            user_key = user.pk if user.is_authenticated else None
+            session = session_tag(request.session.session_key)
+        else:
+            user_key, channels, grant, session, language_code = admitted
         hub = get_hub()
         if hub.closing:
             raise TooManyStreams("This server is shutting down.", per_user=False)
-        reader = _reserve(hub, request, user, channels, html, language_code)
+        reader = _reserve(hub, request, user_key, session, channels, html, language_code)
         revocation.track(reader, grant)  # re-checked while it streams (livefeed.revocation)
     except InvalidChannel as error:
         return _error(400, str(error))
@@ -53,9 +63,15 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
         busy["Retry-After"] = "5"
         return busy
     last_id = _last_event_id(request)
-    logger.debug("Stream opened: user=%s channels=%s last_id=%s", user.pk, channels, last_id)
+    logger.debug("Stream opened: user=%s channels=%s last_id=%s", user_key, channels, last_id)
     instruments.connects.inc()
-    return event_stream_response(_events(hub, reader, last_id, html))
+    spent: list[Callable[[], Any]] = []  # what to let go of once the headers are sent
+    response = event_stream_response(_events(hub, reader, last_id, html, spent))
+    if admitted is None and user_key is not None:
+        tickets.issue(response, request, user, channels, defaults, language_code)
+        # The response lives as long as the stream: its copy of the ticket need not.
+        spent.append(functools.partial(response.headers.pop, "Set-Cookie", None))
+    return response
 
 
 def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
@@ -69,12 +85,17 @@ def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpRespons
 
 
 def _reserve(
-    hub: Hub, request: HttpRequest, user: Any, channels: list[str], html: bool, language_code: str | None = None
+    hub: Hub,
+    request: HttpRequest,
+    user_key: Any,
+    session: str | None,
+    channels: list[str],
+    html: bool,
+    language_code: str | None = None,
 ) -> Reader:
-    """Reserve a stream, counted per user, or per client address when anonymous."""
-    session = session_tag(request.session.session_key)
-    if user.is_authenticated:
-        return hub.reserve(channels, user.pk, session, html=html, language=language_code)
+    """Reserve a stream, counted per user (user_key: their pk), or per client address when anonymous."""
+    if user_key is not None:
+        return hub.reserve(channels, user_key, session, html=html, language=language_code)
     # Per address, not per session: a client can drop its cookie, not its address.
     address = ("anonymous", request.META.get("REMOTE_ADDR", ""))
     try:
@@ -100,15 +121,37 @@ def _last_event_id(request: HttpRequest) -> int | None:
     return None
 
 
-def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.Grant | None, str | None]:
-    """Return the user, the channels they may read (None: must sign in first), their grant and language."""
-    user = request.user  # the session and user queries run here, in this thread
-    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
-        return user, None, None, None
+def _requested(request: HttpRequest) -> list[str]:
+    """Return the custom channels the request asks for, checked for form only."""
     requested = [validate(name) for name in request.GET.getlist("channel")]
     if len(requested) > _MAX_CHANNELS:
         raise InvalidChannel(f"At most {_MAX_CHANNELS} channels per stream.")
-    channels = default_channels(user)
+    return requested
+
+
+def _admit(request: HttpRequest) -> tuple[Any, list[str], revocation.Grant, str, str | None] | None:
+    """Return the user pk, channels, grant, session tag and language a good ticket admits; None: ask the session."""
+    ticket = tickets.read(request)
+    if ticket is None:
+        return None
+    channels = tickets.channels(ticket, _requested(request))
+    if channels is None:
+        return None  # a channel the ticket does not list: the session decides, and issues a new ticket
+    grant = ticket.grant(request.COOKIES[settings.SESSION_COOKIE_NAME])
+    return ticket.user_pk, channels, grant, ticket.session, ticket.language or None
+
+
+def _channels(
+    request: HttpRequest,
+) -> tuple[Any, list[str] | None, revocation.Grant | None, list[str], str | None]:
+    """Return the user, the channels they may read (None: must sign in first), their grant,
+    built-in channels and language."""
+    user = request.user  # the session and user queries run here, in this thread
+    if not user.is_authenticated and not conf.get("ALLOW_ANONYMOUS"):
+        return user, None, None, [], None
+    requested = _requested(request)
+    defaults = default_channels(user)
+    channels = list(defaults)
     for name in requested:
         if not can_read(user, name, channels):
             raise ChannelDenied(f"You may not read channel {name!r}.")
@@ -116,7 +159,8 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.G
             channels.append(name)
     grant = revocation.grant_for(user, request.session.session_key, channels)
     # Read once: a stream shows translated notifications in it until it reconnects (livefeed.language).
-    return user, channels, grant, language.of_users([user.pk]).get(user.pk) if user.is_authenticated else None
+    reads_in = language.of_users([user.pk]).get(user.pk) if user.is_authenticated else None
+    return user, channels, grant, defaults, reads_in
 
 
 # All connect-time queries in one trip to a worker thread (each trip costs as
@@ -125,18 +169,22 @@ def _channels(request: HttpRequest) -> tuple[Any, list[str] | None, revocation.G
 _open = eventlog.in_thread(_channels)
 
 
-async def _events(hub: Hub, reader: Reader, last_id: int | None, html: bool = False) -> AsyncIterator[bytes]:
+async def _events(
+    hub: Hub, reader: Reader, last_id: int | None, html: bool = False, spent: list[Callable[[], Any]] | None = None
+) -> AsyncIterator[bytes]:
     # Parked on `await reader.take()`, never on a yield, so a disconnect
     # cancels it there and the finally below runs (docs/design.md#trap-3).
     try:
         # Headers leave with the first body chunk: send it before any wait (docs/design.md#trap-2).
         yield sse.retry(conf.get("RETRY"))
+        while spent:  # asked for the next chunk: the headers are out
+            spent.pop()()
         await hub.add(reader)  # subscribe before replaying: nothing falls between
         yield sse.comment("connected")  # from here on, every event reaches this stream
         seen = -1
         if last_id is not None:
             instruments.replays.inc()
-            chunks, seen = await eventlog.replay(reader.channels, last_id, html, reader.language)
+            chunks, seen = await history.replay(reader.channels, last_id, html, reader.language)
             if chunks:
                 yield b"".join(chunks)
         while True:

@@ -275,3 +275,19 @@ def test_screenshot(daphne_servers, name):
         page.locator(".livefeed-scroll").evaluate("(list) => { list.scrollTop = 0; }")
         page.mouse.move(0, 0)
         page.screenshot(path=DOCS / name)
+
+
+def test_the_browser_keeps_its_stream_ticket_and_comes_back_live_with_it_after_a_restart(daphne_servers):
+    """The ticket is a cookie the browser must accept and send back on EventSource's reconnect."""
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        context = signed_in(browser, server, bob)
+        page = open_home(context)
+        (ticket,) = [cookie for cookie in context.cookies() if cookie["name"] == "livefeed_ticket"]
+        assert ticket["httpOnly"] and ticket["path"] == "/livefeed/stream/"
+        server.stop(signal.SIGKILL)
+        server.start()
+        expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=15_000)
+        notify(bob, "After the restart")
+        expect(badge(page)).to_have_text("1", timeout=10_000)

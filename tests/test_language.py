@@ -1,5 +1,6 @@
 """Notifications in each reader's language (docs/notifications.md#language): lazy titles, params, catalogs."""
 
+import asyncio
 import json
 import os
 import re
@@ -13,6 +14,7 @@ from pathlib import Path
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group
+from django.core import signing
 from django.core.management import call_command
 from django.test import Client
 from django.utils import translation
@@ -258,3 +260,57 @@ def test_the_admin_names_a_translated_notification_in_its_own_language(readers):
     with translation.override("fr"):
         assert str(notification) == FRENCH
     assert str(notification) == ENGLISH  # not the stored "%(actor)s sent you a note"
+
+
+def test_a_reconnect_by_ticket_keeps_the_language_until_the_user_changes_it(readers):
+    """The stream ticket (livefeed.tickets) carries the language: no query, yet French; a new choice voids it."""
+    from livefeed import revocation, tickets
+    from tests.test_tickets import ticket_of, with_ticket
+
+    alice = readers[0]
+    key = session_for(alice)
+
+    async def title_by_ticket(ticket: str) -> tuple[str, str]:
+        stream = await (await Stream(session_key=key, headers=with_ticket(ticket)).open()).connected()
+        await sync_to_async(livefeed.notify)(everyone=True, title=NOTE, params=PARAMS)
+        [event] = await stream.events(1)
+        await stream.close()
+        return json.loads(event.data)["title"], ticket_of(stream)
+
+    async def scenario():
+        first = await (await Stream(session_key=key).open()).connected()
+        ticket = ticket_of(first)
+        await first.close()
+        assert tickets.COOKIE and ticket
+        french, reissued = await title_by_ticket(ticket)
+        assert reissued == ""  # let in by its ticket, not the session
+        await sync_to_async(choose_language)(alice, "en")
+        user_pk, session, *_, issued, _ = signing.loads(ticket, salt=tickets.SALT)
+        for _ in range(500):  # until the change reaches this process's hub over the layer
+            if not revocation.honours(alice.pk, session, issued):
+                break
+            await asyncio.sleep(0.01)
+        english, reissued = await title_by_ticket(ticket)
+        return french, english, reissued
+
+    french, english, reissued = run(scenario)
+    assert french == FRENCH
+    assert english == ENGLISH
+    assert reissued, "the voided ticket sent the reconnect through the session, which issued a new one"
+
+
+@pytest.mark.parametrize("where", ["api", "page"])
+def test_choosing_a_language_has_the_browser_drop_its_stream_ticket(readers, where):
+    """A process that heard nothing of the change would honour the ticket: the browser must not send it."""
+    from livefeed import tickets
+
+    client = Client()
+    client.force_login(readers[0])
+    client.cookies[tickets.COOKIE] = "a-ticket"
+    if where == "api":
+        response = client.post("/livefeed/api/preferences/", {"language": "en"}, content_type="application/json")
+    else:
+        response = client.post("/livefeed/preferences/", {"language": "en"})
+    assert response.status_code == 200
+    dropped = response.cookies[tickets.COOKIE]
+    assert dropped.value == "" and dropped["max-age"] == 0 and dropped["path"] == "/livefeed/stream/"

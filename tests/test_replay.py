@@ -1,5 +1,6 @@
 """Replay after Last-Event-ID against the moves of the log: publishes, prunes, restores (issue 11)."""
 
+import asyncio
 import datetime
 import json
 
@@ -8,7 +9,7 @@ from asgiref.sync import sync_to_async
 from django.utils import timezone
 
 import livefeed
-from livefeed import eventlog
+from livefeed import history
 from livefeed.models import Event, EventQuerySet
 from tests.streams import Stream, run
 
@@ -29,14 +30,14 @@ def test_an_event_published_after_the_replays_read_arrives_live(alice_channel, s
     channel, key = alice_channel
     livefeed.publish(channel, "tick", {"n": 0})
     first = Event.objects.get().pk
-    original = eventlog.replay
+    original = history.replay
 
     async def replay_then_publish(*args):
         result = await original(*args)
         await sync_to_async(livefeed.publish)(channel, "tick", {"n": 1})  # after the read returned
         return result
 
-    monkeypatch.setattr(eventlog, "replay", replay_then_publish)
+    monkeypatch.setattr(history, "replay", replay_then_publish)
 
     async def scenario():
         stream = await Stream(session_key=key, headers=[("last-event-id", str(first - 1))]).open()
@@ -85,13 +86,13 @@ def test_a_prune_between_the_replays_reads_gives_a_reset_not_a_silent_gap(alice_
         livefeed.publish(channel, "tick", {"n": n})
     ids = list(Event.objects.order_by("id").values_list("id", flat=True))
     Event.objects.filter(pk__lte=ids[2]).update(created_at=timezone.now() - datetime.timedelta(days=2))
-    original = EventQuerySet.after
+    original = EventQuerySet.since
 
-    def prune_then_read(self, last_id, channels):
+    def prune_then_read(self, last_id):
         Event.objects.prune(older_than_seconds=24 * 3600)  # livefeed_prune, run by cron just now
-        return original(self, last_id, channels)
+        return original(self, last_id)
 
-    monkeypatch.setattr(EventQuerySet, "after", prune_then_read)
+    monkeypatch.setattr(EventQuerySet, "since", prune_then_read)
 
     async def scenario():
         # The client saw n=0; n=1 and n=2 are pruned under its replay.
@@ -103,3 +104,77 @@ def test_a_prune_between_the_replays_reads_gives_a_reset_not_a_silent_gap(alice_
     reset = run(scenario)
     assert (reset.type, json.loads(reset.data)) == ("reset", {"reason": "expired"})
     assert reset.last_event_id == str(ids[-1])
+
+
+def test_a_storm_of_reconnects_shares_its_reads_of_the_log(alice_channel, settings, monkeypatch):
+    """Streams reconnecting together ask the log once between them, and each still gets all it missed.
+
+    The first read is held up until every other stream waits: they all subscribed after it
+    started, so it cannot answer them, and the one read after it answers them all.
+    """
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
+    channel, key = alice_channel
+    for n in range(10):
+        livefeed.publish(channel, "tick", {"n": n})
+    first = Event.objects.earliest("id").pk
+    streams_count = 8
+    reads = []
+    gate = asyncio.Event()
+    original = history._read_in_thread
+
+    async def counted_read(*args):
+        reads.append(args)
+        if len(reads) == 1:
+            await gate.wait()
+        return await original(*args)
+
+    monkeypatch.setattr(history, "_read_in_thread", counted_read)
+
+    async def scenario():
+        async def waiting(count):
+            while history.get_history().waiting < count:
+                await asyncio.sleep(0.01)
+
+        resume = [("last-event-id", str(first - 1))]
+        streams = [await Stream(session_key=key, headers=resume).open()]
+        await waiting(1)
+        streams += [await Stream(session_key=key, headers=resume).open() for _ in range(streams_count - 1)]
+        await waiting(streams_count)
+        gate.set()
+        got = [numbers(await stream.events(10)) for stream in streams]
+        for stream in streams:
+            await stream.close()
+        return got
+
+    assert run(scenario) == [list(range(10))] * streams_count
+    assert len(reads) == 2  # not one per stream
+
+
+def test_a_stream_further_behind_than_the_window_still_gets_all_it_missed(alice_channel, settings, monkeypatch):
+    """The window holds the log's newest rows only; a stream behind them replays from the database."""
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
+    monkeypatch.setattr(history, "CAPACITY", 3)
+    channel, key = alice_channel
+
+    def publish(numbers_):
+        for n in numbers_:
+            livefeed.publish(channel, "tick", {"n": n})
+        return list(Event.objects.order_by("id").values_list("id", flat=True))
+
+    ids = publish(range(6))
+
+    async def catch_up(last_id, count):
+        stream = await Stream(session_key=key, headers=[("last-event-id", str(last_id))]).open()
+        got = numbers(await stream.events(count))
+        await stream.close()
+        return got
+
+    async def scenario():
+        got = [await catch_up(ids[0] - 1, 6), await catch_up(ids[3], 2)]  # 6 behind: more than the window
+        newer = await sync_to_async(publish)([6, 7])
+        got.append(await catch_up(ids[5], 2))  # the window moves on: its oldest row leaves
+        got.append(await catch_up(ids[3], 4))  # behind it now
+        assert newer[-1] == ids[5] + 2
+        return got
+
+    assert run(scenario) == [list(range(6)), [4, 5], [6, 7], [4, 5, 6, 7]]

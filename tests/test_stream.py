@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import override_settings
 
 import livefeed
-from livefeed import eventlog, hub
+from livefeed import history, hub
 from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
 from tests import middleware
@@ -155,9 +155,9 @@ def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice, al
     user, key = alice, alice_session
     livefeed.publish(f"user.{user.pk}", "notification", {"n": 0})
     first = Event.objects.get().pk
-    from livefeed import eventlog
+    from livefeed import history
 
-    original = eventlog.replay
+    original = history.replay
 
     async def replay_with_a_publish_in_between(channels, last_id, *args):
         await publish(f"user.{user.pk}", data={"n": 1})  # live AND in the log
@@ -171,11 +171,11 @@ def test_events_published_while_replaying_are_neither_lost_nor_doubled(alice, al
         await stream.close()
         return events
 
-    eventlog.replay = replay_with_a_publish_in_between
+    history.replay = replay_with_a_publish_in_between
     try:
         events = run(scenario)
     finally:
-        eventlog.replay = original
+        history.replay = original
     assert [json.loads(e.data)["n"] for e in events] == [0, 1, 2]
 
 
@@ -574,7 +574,7 @@ def test_a_stream_that_fails_inside_ends_cleanly_and_lets_go_of_its_reader(alice
     async def broken_replay(channels, last_id):
         raise RuntimeError("the log is unreadable")
 
-    monkeypatch.setattr(eventlog, "replay", broken_replay)
+    monkeypatch.setattr(history, "replay", broken_replay)
 
     async def scenario():
         stream = await Stream(session_key=alice_session, headers=[("last-event-id", "1")]).open()
