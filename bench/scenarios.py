@@ -265,7 +265,8 @@ def publish(h: Harness) -> dict:
     before = h.snapshot()
     for process in processes:
         tell(process, "go\n")
-    seconds = [hear(process)["seconds"] for process in processes]
+    reports = [hear(process) for process in processes]
+    seconds = [report["seconds"] for report in reports]
     result = _collect(h)
     after = h.snapshot()
     for process in processes:
@@ -278,6 +279,8 @@ def publish(h: Harness) -> dict:
         "events_published": events,
         "publish_s": round(max(seconds), 3),
         "published_per_s": round(events / max(seconds), 1),
+        # The publishers' own CPU per publish() call: what a caller pays, whatever else runs.
+        "publisher_cpu_us_per_call": round(1e6 * sum(report["cpu_s"] for report in reports) / events, 1),
         # Until every stream had every event: what a reader sees of the rate.
         "delivered_per_s": round(events / result["all_served_s"], 1) if result["all_served_s"] else None,
         **_delivery_cost(before, after, result["delivered"]),
