@@ -10,12 +10,15 @@ import json
 import os
 import sys
 import time
+from contextlib import nullcontext
 
 
 def main() -> None:
     import django
 
     django.setup()
+    from django.db import transaction
+
     import livefeed
     from livefeed.bridge import sender_loop
 
@@ -30,8 +33,12 @@ def main() -> None:
     started, cpu = time.monotonic(), time.process_time()
     if profile:
         profile.enable()
-    for seq in range(first, first + count):
-        livefeed.publish("broadcast", "bench", {"seq": seq, "t": time.monotonic()}, store=store)
+    per = setup.get("per_transaction", 0)
+    for start in range(first, first + count, per or 1):
+        # per_transaction > 0: that many publishes in one transaction, as a view that publishes several does.
+        with transaction.atomic() if per else nullcontext():
+            for seq in range(start, min(start + (per or 1), first + count)):
+                livefeed.publish("broadcast", "bench", {"seq": seq, "t": time.monotonic()}, store=store)
     seconds, cpu = time.monotonic() - started, time.process_time() - cpu
     if profile:  # the first publisher's calls, for python -m pstats
         profile.disable()

@@ -258,7 +258,8 @@ def publish(h: Harness) -> dict:
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(publishers)
     ]
     for number, process in enumerate(processes):
-        tell(process, json.dumps({"first": number * count, "count": count, "store": store}) + "\n")
+        setup = {"first": number * count, "count": count, "store": store, "per_transaction": h.args.per_transaction}
+        tell(process, json.dumps(setup) + "\n")
     for process in processes:
         hear(process)  # ready
     h.command("expect", seqs=list(range(publishers * count)), own=False)  # the clock starts here
@@ -276,6 +277,7 @@ def publish(h: Harness) -> dict:
         **result,
         "publishers": publishers,
         "stored": store,
+        **({"per_transaction": h.args.per_transaction} if h.args.per_transaction else {}),
         "events_published": events,
         "publish_s": round(max(seconds), 3),
         "published_per_s": round(events / max(seconds), 1),

@@ -27,6 +27,7 @@ OS deschedules between statements stalls every publisher behind it
 
 import datetime
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -41,6 +42,8 @@ _LOG_LOCK = 0x6C697665  # "live"
 _BATCH = 1000
 
 Message = dict[str, Any]
+
+_last_moved = threading.local()  # (database, outbox ids) of this thread's last move
 
 
 def database() -> str:
@@ -77,7 +80,13 @@ def move(held: dict[int, Message], using: str) -> list[Message]:
     unless another move took them first: that move's caller sends them.
     Rows of other publishers come back as new messages, for the caller to send.
     """
+    last = getattr(_last_moved, "ids", None)
+    if held and last is not None and last[0] == using and held.keys() <= last[1]:
+        # This thread's previous move took them and sent them: the next of several
+        # publishes in one transaction, whose hooks run one after the other.
+        return []
     moved: list[Message] = []
+    ids: set[int] = set()
     while True:
         rows = _move_postgresql(using) if _one_trip(using) else _move_rows(using)
         for outbox_id, event_id, channel, event, data in rows:
@@ -86,7 +95,9 @@ def move(held: dict[int, Message], using: str) -> list[Message]:
                 message = {"type": "livefeed.event", "channel": channel, "event": event, "data": data}
             message["id"] = event_id
             moved.append(message)
+            ids.add(outbox_id)
         if len(rows) < _BATCH:  # else more wait, maybe the caller's own
+            _last_moved.ids = (using, ids)
             return moved
 
 

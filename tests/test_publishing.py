@@ -183,3 +183,19 @@ def test_a_burst_larger_than_a_streams_mailbox_reaches_a_stream_that_keeps_up(se
 
     events = run(scenario)
     assert [json.loads(event.data)["n"] for event in events] == list(range(count))
+
+
+def test_several_publishes_in_one_transaction_are_moved_to_the_log_by_one_move():
+    """The first on_commit move takes every row of the transaction; the others have nothing to do."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(count: int) -> int:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            for n in range(count):
+                livefeed.publish("job-1", "tick", {"n": n})
+        return len(queries)
+
+    two, ten = statements(2), statements(10)
+    assert ten - two == 8  # one outbox insert more per publish, and nothing else
+    assert Event.objects.count() == 12
