@@ -175,8 +175,8 @@ def _direct_write(request: Any) -> Any:
 
     Twisted's write queues the bytes and registers the socket as a writer with
     the event loop, which sends them on its next turn and unregisters it: two
-    epoll_ctl calls and a loop callback per chunk, about half of what a
-    delivery costs under daphne (docs/performance.md#where-the-time-goes).
+    epoll_ctl calls and a loop callback per chunk, most of what a delivery
+    cost under daphne (docs/performance.md#delivery-cpu-under-daphne-writing-straight-to-the-socket).
     asyncio's own transports try the send first; so does this. The function
     returns False when Twisted must take the chunk: the headers are not out
     yet, the response is not chunked, the transport is not a plain TCP or UNIX
