@@ -132,13 +132,18 @@ def _queue(messages: list[dict[str, Any]], loop: asyncio.AbstractEventLoop | Non
 async def _send_queued(outgoing: _Outgoing) -> None:
     # One task per loop at a time sends in queue order; what is queued while
     # it awaits Redis leaves in its next round, packed.
-    while True:
+    try:
+        while True:
+            with _outgoing_lock:
+                messages, outgoing.messages = outgoing.messages, []
+                if not messages:
+                    outgoing.sending = False
+                    return
+            await _send(messages)
+    except BaseException:  # cancelled with its loop: a later publish starts a new task
         with _outgoing_lock:
-            messages, outgoing.messages = outgoing.messages, []
-            if not messages:
-                outgoing.sending = False
-                return
-        await _send(messages)
+            outgoing.sending = False
+        raise
 
 
 async def _send(messages: list[dict[str, Any]]) -> None:
