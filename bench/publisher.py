@@ -5,15 +5,20 @@ so the rate counts publish() calls only. Stored events go through the whole
 path an application's publish() takes (log row, ordering lock, layer send).
 """
 
+import cProfile
 import json
+import os
 import sys
 import time
+from contextlib import nullcontext
 
 
 def main() -> None:
     import django
 
     django.setup()
+    from django.db import transaction
+
     import livefeed
     from livefeed.bridge import sender_loop
 
@@ -24,10 +29,21 @@ def main() -> None:
     sys.stdout.write('{"ready": true}\n')
     sys.stdout.flush()
     sys.stdin.readline()  # go
-    started = time.monotonic()
-    for seq in range(first, first + count):
-        livefeed.publish("broadcast", "bench", {"seq": seq, "t": time.monotonic()}, store=store)
-    sys.stdout.write(json.dumps({"seconds": time.monotonic() - started}) + "\n")
+    profile = cProfile.Profile() if os.environ.get("BENCH_PROFILE_PUBLISHER") and first == 0 else None
+    started, cpu = time.monotonic(), time.process_time()
+    if profile:
+        profile.enable()
+    per = setup.get("per_transaction", 0)
+    for start in range(first, first + count, per or 1):
+        # per_transaction > 0: that many publishes in one transaction, as a view that publishes several does.
+        with transaction.atomic() if per else nullcontext():
+            for seq in range(start, min(start + (per or 1), first + count)):
+                livefeed.publish("broadcast", "bench", {"seq": seq, "t": time.monotonic()}, store=store)
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu
+    if profile:  # the first publisher's calls, for python -m pstats
+        profile.disable()
+        profile.dump_stats(os.environ["BENCH_PROFILE_PUBLISHER"])
+    sys.stdout.write(json.dumps({"seconds": seconds, "cpu_s": cpu}) + "\n")
     sys.stdout.flush()
 
 

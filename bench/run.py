@@ -38,6 +38,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=500, help="publish: events per publisher")
     parser.add_argument("--ephemeral", action="store_true", help="publish: store=False (no event log)")
     parser.add_argument(
+        "--per-transaction", type=int, default=0, help="publish: this many publish() calls per transaction (0: none)"
+    )
+    parser.add_argument(
         "--compare", default="", help="targets, comma-separated: the same run on each, then ratios to the first"
     )
     parser.add_argument("--patch", default="", help=f"engine experiments, comma-separated: {', '.join(NAMES)}")

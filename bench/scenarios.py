@@ -268,14 +268,16 @@ def publish(h: Harness) -> dict:
         subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for _ in range(publishers)
     ]
     for number, process in enumerate(processes):
-        tell(process, json.dumps({"first": number * count, "count": count, "store": store}) + "\n")
+        setup = {"first": number * count, "count": count, "store": store, "per_transaction": h.args.per_transaction}
+        tell(process, json.dumps(setup) + "\n")
     for process in processes:
         hear(process)  # ready
     h.command("expect", seqs=list(range(publishers * count)), own=False)  # the clock starts here
     before = h.snapshot()
     for process in processes:
         tell(process, "go\n")
-    seconds = [hear(process)["seconds"] for process in processes]
+    reports = [hear(process) for process in processes]
+    seconds = [report["seconds"] for report in reports]
     result = _collect(h)
     after = h.snapshot()
     for process in processes:
@@ -285,9 +287,12 @@ def publish(h: Harness) -> dict:
         **result,
         "publishers": publishers,
         "stored": store,
+        **({"per_transaction": h.args.per_transaction} if h.args.per_transaction else {}),
         "events_published": events,
         "publish_s": round(max(seconds), 3),
         "published_per_s": round(events / max(seconds), 1),
+        # The publishers' own CPU per publish() call: what a caller pays, whatever else runs.
+        "publisher_cpu_us_per_call": round(1e6 * sum(report["cpu_s"] for report in reports) / events, 1),
         # Until every stream had every event: what a reader sees of the rate.
         "delivered_per_s": round(events / result["all_served_s"], 1) if result["all_served_s"] else None,
         **_delivery_cost(before, after, result["delivered"]),

@@ -30,19 +30,32 @@ def refuse_async_context(name: str = "publish") -> None:
     raise RuntimeError(f"{name}() was called from async code: use 'await livefeed.a{name}(...)'.")
 
 
-def submit(coroutine: Any) -> None:
-    """Run coroutine in the background, on the running loop or else on sender_loop(); never wait for it.
+def submit(coroutine: Any, loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Run coroutine in the background on loop (default: target_loop()); never wait for it.
 
     Submissions run in the order they were made.
     """
-    try:
-        future: Any = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
-    except RuntimeError:
+    loop = loop or target_loop()
+    if loop is _running_loop():
+        future: Any = loop.create_task(coroutine, context=contextvars.Context())
+    else:
         # An empty context: the send outlives the request that makes it and
         # must not run in that request's (soon gone) thread.
-        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coroutine, sender_loop())
+        future = contextvars.Context().run(asyncio.run_coroutine_threadsafe, coroutine, loop)
     _pending.add(future)
     future.add_done_callback(_pending.discard)
+
+
+def target_loop() -> asyncio.AbstractEventLoop:
+    """Return the loop a coroutine submitted from here runs on: the running one, else sender_loop()."""
+    return _running_loop() or sender_loop()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 def sender_loop() -> asyncio.AbstractEventLoop:

@@ -236,7 +236,14 @@ class Hub:
                 logger.exception("Channel layer receive failed; retrying in 1 s")
                 await asyncio.sleep(1)
                 continue
-            self.dispatch(message)
+            # A packed message holds many events: let the streams write a share
+            # before queueing more, or a burst fills mailboxes of streams that keep up.
+            share = max(1, conf.get("QUEUE_SIZE") // 4)
+            events = unpacked(message) if message.get("type") == "livefeed.event" else [message]
+            for number, event in enumerate(events, 1):
+                self.dispatch(event)
+                if number % share == 0 or number == len(events):
+                    await asyncio.sleep(0)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Queue a layer message for every local reader of its channel, in log-id order."""
@@ -251,10 +258,12 @@ class Hub:
                 revocation.forget_tickets(user_pk=channel.removeprefix("user."))
             if channel in self.readers:
                 revocation.wake(self)
-        elif message.get("id") is None:
-            self._fan_out(message)  # not stored (store=False): no place in the log's order
         else:
-            self.order.push(message)  # even with no reader here: its id moves the order on
+            for event in unpacked(message):
+                if event.get("id") is None:
+                    self._fan_out(event)  # not stored (store=False): no place in the log's order
+                else:
+                    self.order.push(event)  # even with no reader here: its id moves the order on
 
     def _fan_out(self, message: dict[str, Any]) -> None:
         """Encode an event once and queue it for every local reader of its channel."""
@@ -360,6 +369,25 @@ class Hub:
         self._tasks = []
 
 
+def unpacked(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the events of a layer message, one message each, in order.
+
+    A publisher packs a run of events on one channel into one layer message:
+    the first event's fields, the others as [id, event, data] under "more"
+    (livefeed.publishing). A process that predates packing delivers the first
+    and finds the others' ids missing: its sequencer reads them from the log.
+    """
+    more = message.get("more")
+    if not more:
+        return [message]
+    channel = message["channel"]
+    first = {key: value for key, value in message.items() if key != "more"}
+    return [first] + [
+        {"type": "livefeed.event", "channel": channel, "event": event, "data": data, "id": event_id}
+        for event_id, event, data in more
+    ]
+
+
 def get_hub() -> Hub:
     """Return the hub of the running event loop, creating it on first use."""
     loop = asyncio.get_running_loop()
@@ -371,6 +399,8 @@ def get_hub() -> Hub:
 
 def running_loop() -> asyncio.AbstractEventLoop | None:
     """Return the loop of a hub serving streams in this process, if any."""
+    if not _hubs:  # a shell or worker: asked on every publish, so without copying the dict
+        return None
     for loop in list(_hubs):
         if loop.is_running() and not loop.is_closed():
             return loop

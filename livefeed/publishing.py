@@ -8,11 +8,18 @@ become visible in increasing order (livefeed.outbox, docs/reliability.md).
 The layer send then runs in the background: once the event is committed,
 neither a slow nor a failing Redis may stall or fail the caller, and every hub
 recovers a lost send from the log.
+
+Sends are batched per event loop: a publish queues its messages and only the
+first of a run hops to the loop; one send task takes everything queued by then
+and packs each channel's events into one layer message (the first event, plus
+the others under "more"). A burst of publishes then costs a few layer round
+trips, not one each (docs/performance.md#publish-throughput).
 """
 
 import asyncio
-import json
 import logging
+import threading
+import weakref
 from contextlib import nullcontext
 from typing import Any
 
@@ -22,12 +29,13 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
 from livefeed import conf, instruments, outbox, sse
-from livefeed.bridge import refuse_async_context, submit
+from livefeed.bridge import refuse_async_context, submit, target_loop
 from livefeed.channels import group_name, session_tag, user_channel, validate
 
 __all__ = ["apublish", "publish"]
 
 logger = logging.getLogger("livefeed")
+_json = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per publish
 
 
 def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
@@ -42,55 +50,144 @@ def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -
 
 async def apublish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
     """Send an event to every stream reading channel, now (async code has no transactions)."""
-    message = message_for(channel, event, data)
+    messages = [message_for(channel, event, data)]
     if store:
-        await sync_to_async(outbox.record)([message], outbox.database())
-    submit(_send([message], store))
+        messages = await sync_to_async(outbox.record)(messages, outbox.database())
+    _queue(messages, asyncio.get_running_loop())
 
 
 def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> None:
-    """Publish messages from message_for() together: one log write for all, then a send each."""
+    """Publish messages from message_for() together: one log write for all, then their sends."""
     using = outbox.database()
+    atomic = transaction.get_connection(using).in_atomic_block
     if not store:
-        transaction.on_commit(lambda: submit(_send(messages, store)), using=using, robust=True)
-    elif transaction.get_connection(using).in_atomic_block:
+        if atomic:
+            transaction.on_commit(lambda: _queue(messages), using=using, robust=True)
+        else:
+            _queue(messages)
+    elif atomic:
         held = outbox.hold(messages, using)  # commits with the caller's transaction
         # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
-        transaction.on_commit(lambda: submit(_send(outbox.move(held, using), store)), using=using, robust=True)
+        transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
     else:
-        outbox.record(messages, using)
-        submit(_send(messages, store))
+        _queue(outbox.record(messages, using))
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:
     """Return the layer message for an event; raise ValueError for a bad name or oversized data."""
     validate(channel)
-    sse.encode("", event=event)  # raises ValueError for CR, LF or NUL in the name
+    sse.check_field("event", event)
     if not event or len(event) > 100:
         raise ValueError(f"Event name must be 1-100 characters, not {event!r}")
-    text = json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
-    if len(text.encode()) > conf.get("MAX_PAYLOAD"):
+    text = _json.encode(data)
+    limit = conf.get("MAX_PAYLOAD")
+    # A character is at most 4 bytes of UTF-8: most payloads need no encoding to be measured.
+    if len(text) * 4 > limit and len(text.encode()) > limit:
         raise ValueError(
             f"Event data is {len(text.encode())} bytes, over LIVEFEED['MAX_PAYLOAD'] "
-            f"({conf.get('MAX_PAYLOAD')}): send an id and let the page fetch the rest."
+            f"({limit}): send an id and let the page fetch the rest."
         )
     return {"type": "livefeed.event", "channel": channel, "event": event, "data": text, "id": None}
 
 
-async def _send(messages: list[dict[str, Any]], store: bool) -> None:
-    events = messages[0]["type"] == "livefeed.event" if messages else False  # not a close or re-check
-    if events:
-        instruments.published.inc(len(messages))
+class _Outgoing:
+    """The messages queued for one event loop's next layer send."""
+
+    __slots__ = ("messages", "sending")
+
+    def __init__(self) -> None:
+        self.messages: list[dict[str, Any]] = []
+        self.sending = False  # a send task runs, and will take what is queued
+
+
+_outgoing: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Outgoing]" = weakref.WeakKeyDictionary()
+_outgoing_lock = threading.Lock()  # publishers on many threads queue for one loop
+# Events per layer message, and their data's bytes: a batch is one Redis
+# PUBLISH and one msgpack blob that every process decodes whole.
+_PACK_EVENTS = 256
+_PACK_BYTES = 128 * 1024
+
+
+def _queue(messages: list[dict[str, Any]], loop: asyncio.AbstractEventLoop | None = None) -> None:
+    """Queue messages for the layer; start a send task on the loop unless one will take them."""
+    if not messages:
+        return
+    loop = loop or target_loop()
+    with _outgoing_lock:
+        outgoing = _outgoing.get(loop)
+        if outgoing is None:
+            outgoing = _outgoing[loop] = _Outgoing()
+        outgoing.messages.extend(messages)
+        start = not outgoing.sending
+        outgoing.sending = True
+    if start:
+        try:
+            submit(_send_queued(outgoing), loop)
+        except BaseException:  # a loop that is closing: the next publish tries again
+            with _outgoing_lock:
+                outgoing.sending = False
+            raise
+
+
+async def _send_queued(outgoing: _Outgoing) -> None:
+    # One task per loop at a time sends in queue order; what is queued while
+    # it awaits Redis leaves in its next round, packed.
+    try:
+        while True:
+            with _outgoing_lock:
+                messages, outgoing.messages = outgoing.messages, []
+                if not messages:
+                    outgoing.sending = False
+                    return
+            await _send(messages)
+    except BaseException:  # cancelled with its loop: a later publish starts a new task
+        with _outgoing_lock:
+            outgoing.sending = False
+        raise
+
+
+async def _send(messages: list[dict[str, Any]]) -> None:
+    """Send messages on the layer, each channel's events packed; log, never raise, a failure."""
+    events = sum(1 for message in messages if message["type"] == "livefeed.event")
+    instruments.published.inc(events)
     try:
         async with asyncio.timeout(conf.get("SEND_TIMEOUT")):
             with instruments.publish_seconds.time() if events else nullcontext():
-                for message in messages:
+                for message in _packed(messages):
                     await _layer().group_send(group_name(message["channel"]), message)
     except Exception:
-        if store:  # every hub recovers them from the log (Hub._recover)
-            logger.warning("Channel layer send failed; %d event(s) will be recovered from the log", len(messages))
+        stored = sum(1 for message in messages if message.get("id") is not None)
+        if stored:  # every hub recovers them from the log (Hub._recover)
+            logger.warning("Channel layer send failed; %d event(s) will be recovered from the log", stored)
+        if len(messages) > stored:
+            logger.warning(
+                "Channel layer send failed; %d unstored message(s) lost", len(messages) - stored, exc_info=True
+            )
+
+
+def _packed(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the layer messages for messages: each run of events on one channel packed (hub.unpacked).
+
+    Only consecutive events share a message: across channels the order stays
+    that of the ids, so no process sees a gap the next message fills.
+    """
+    out: list[dict[str, Any]] = []
+    events = size = 0
+    for message in messages:
+        last = out[-1] if out else None
+        if (
+            last is not None
+            and message["type"] == last["type"] == "livefeed.event"
+            and message["channel"] == last["channel"]
+            and events < _PACK_EVENTS
+            and size + len(message["data"]) <= _PACK_BYTES
+        ):
+            last.setdefault("more", []).append([message["id"], message["event"], message["data"]])
+            events, size = events + 1, size + len(message["data"])
         else:
-            logger.warning("Channel layer send failed; %d unstored message(s) lost", len(messages), exc_info=True)
+            out.append({**message})
+            events, size = 1, len(message["data"]) if message["type"] == "livefeed.event" else 0
+    return out
 
 
 def close_session_streams(user: Any, session_key: str | None) -> None:
@@ -109,7 +206,7 @@ def _tell_streams(user: Any, message: dict[str, Any]) -> None:
     # Best effort, in the background: if the layer is down, the periodic
     # re-authorization (livefeed.revocation) ends those streams a little later.
     channel = user_channel(user)
-    submit(_send([{**message, "channel": channel}], store=False))
+    _queue([{**message, "channel": channel}])
 
 
 def _layer() -> Any:

@@ -14,10 +14,11 @@ import re
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
 _FORBIDDEN = ("\r", "\n", "\0")
 
-__all__ = ["comment", "encode", "retry"]
+__all__ = ["check_field", "comment", "encode", "retry"]
 
 
-def _check_field(name: str, value: str) -> str:
+def check_field(name: str, value: str) -> str:
+    """Return value, or raise ValueError if it holds CR, LF or NUL (it would break the framing)."""
     if any(char in value for char in _FORBIDDEN):
         raise ValueError(f"SSE {name} must not contain CR, LF or NUL: {value!r}")
     return value
@@ -27,9 +28,9 @@ def encode(data: str, *, event: str | None = None, id: str | int | None = None) 
     """Return one event, terminated by the blank line that dispatches it."""
     lines = []
     if id is not None:
-        lines.append(f"id: {_check_field('id', str(id))}")
+        lines.append(f"id: {check_field('id', str(id))}")
     if event is not None:
-        lines.append(f"event: {_check_field('event', event)}")
+        lines.append(f"event: {check_field('event', event)}")
     lines.extend(f"data: {line}" for line in _LINE_BREAK.split(data))
     return ("\n".join(lines) + "\n\n").encode()
 

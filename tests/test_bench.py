@@ -73,9 +73,9 @@ def test_a_fleet_behind_nginx_loses_nothing_when_a_server_is_killed():
     assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result
 
 
-@pytest.mark.parametrize("kind", ["stored", "ephemeral"])
+@pytest.mark.parametrize("kind", ["stored", "ephemeral", "per-transaction"])
 def test_concurrent_publishers_reach_every_stream_once(kind):
-    flags = ["--ephemeral"] if kind == "ephemeral" else []
+    flags = {"stored": [], "ephemeral": ["--ephemeral"], "per-transaction": ["--per-transaction", "7"]}[kind]
     result = bench("--streams", "5", "--scenario", "publish", "--publishers", "3", "--events", "20", *flags)
     assert result["events_published"] == 60, result
     assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result

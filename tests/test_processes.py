@@ -172,7 +172,7 @@ def test_a_client_that_reconnects_between_two_reordered_events_gets_both(daphne_
         outbox.record([message], outbox.database())
 
     def send(message):
-        async_to_sync(publishing._send)([message], True)
+        async_to_sync(publishing._send)([message])
 
     send(messages[1])  # N+1 first; N's send is held back
     first = stream.events(1)

@@ -10,6 +10,7 @@ import threading
 import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import channel_layers
 from django.contrib.auth.models import User
 from django.db import connections, transaction
@@ -132,3 +133,69 @@ def test_an_unstored_publish_logs_a_layer_error_instead_of_raising(settings, cap
     livefeed.publish("job-1", "typing", {}, store=False)
     bridge._finish_sends()  # what an exiting shell does: wait for the background send
     assert "1 unstored message(s) lost" in caplog.text
+
+
+def test_an_event_left_in_the_outbox_goes_out_with_the_next_publish_not_at_the_next_sweep(settings):
+    """A move takes every committed outbox row: concurrent publishers share one locked commit.
+
+    The row of a publisher that died after its commit is one of them: the next
+    publish anywhere delivers it, in outbox order, without waiting for a sweep.
+    """
+    from livefeed import outbox, publishing
+    from tests.streams import Stream, run
+
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}  # no sweep within this test
+    alice = User.objects.create_user("alice", password="x")
+    channel, key = f"user.{alice.pk}", session_for(alice)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        left = publishing.message_for(channel, "tick", {"n": 1})
+        await sync_to_async(outbox.hold)([left], outbox.database())  # committed, never moved: its publisher died
+        await livefeed.apublish(channel, "tick", {"n": 2})
+        events = await stream.events(2)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert [json.loads(event.data)["n"] for event in events] == [1, 2]
+    assert [int(event.last_event_id) for event in events] == sorted(Event.objects.values_list("pk", flat=True))
+
+
+def test_a_burst_larger_than_a_streams_mailbox_reaches_a_stream_that_keeps_up(settings):
+    """Sends are packed: one layer message can hold more events than QUEUE_SIZE; none may close the stream."""
+    from tests.streams import Stream, run
+
+    settings.LIVEFEED = {"QUEUE_SIZE": 16}
+    alice = User.objects.create_user("alice", password="x")
+    channel, count, key = f"user.{alice.pk}", 200, session_for(alice)
+
+    def burst() -> None:
+        for n in range(count):
+            livefeed.publish(channel, "tick", {"n": n}, store=False)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        await sync_to_async(burst, thread_sensitive=False)()
+        events = await stream.events(count)
+        await stream.close()
+        return events
+
+    events = run(scenario)
+    assert [json.loads(event.data)["n"] for event in events] == list(range(count))
+
+
+def test_several_publishes_in_one_transaction_are_moved_to_the_log_by_one_move():
+    """The first on_commit move takes every row of the transaction; the others have nothing to do."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    def statements(count: int) -> int:
+        with CaptureQueriesContext(connection) as queries, transaction.atomic():
+            for n in range(count):
+                livefeed.publish("job-1", "tick", {"n": n})
+        return len(queries)
+
+    two, ten = statements(2), statements(10)
+    assert ten - two == 8  # one outbox insert more per publish, and nothing else
+    assert Event.objects.count() == 12

@@ -39,13 +39,18 @@ def slow_commits(monkeypatch):
     """Widen the gap between taking an id (insert) and making it visible (commit)."""
     from livefeed import outbox
 
-    append = outbox._append
+    append, move_sql = outbox._append, outbox._move_sql
 
     def slow_append(messages, using):
         append(messages, using)
         time.sleep(random.random() / 100)
 
+    def slow_move_sql(using):
+        # PostgreSQL moves in one message: the pause goes between its insert and its commit.
+        return move_sql(using) + f"; SELECT pg_sleep({random.random() / 40})"
+
     monkeypatch.setattr(outbox, "_append", slow_append)
+    monkeypatch.setattr(outbox, "_move_sql", slow_move_sql)
 
 
 def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing(slow_commits):
