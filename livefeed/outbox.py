@@ -57,6 +57,11 @@ def hold(messages: list[Message], using: str) -> dict[int, Message]:
     """Write messages to the outbox in the current transaction; return them by outbox id."""
     from livefeed.models import OutboxEvent
 
+    # The last move's ids mean "already sent" only until the next insert: an id can
+    # come back after a rollback (SQLite's sequence rolls back with it, as in a test
+    # case's transaction), and move() would then skip a row nobody sent.
+    _last_moved.ids = None
+
     if connections[using].vendor == "postgresql":
         # One plain statement: the ORM's bulk_create costs more CPU than the insert.
         table = connections[using].ops.quote_name(OutboxEvent._meta.db_table)

@@ -199,3 +199,22 @@ def test_several_publishes_in_one_transaction_are_moved_to_the_log_by_one_move()
     two, ten = statements(2), statements(10)
     assert ten - two == 8  # one outbox insert more per publish, and nothing else
     assert Event.objects.count() == 12
+
+
+def test_an_outbox_id_that_comes_back_after_a_rollback_is_still_moved():
+    """A test case's transaction rolls back the outbox's id sequence on SQLite: the next row reuses the id."""
+    from livefeed import outbox
+
+    class RolledBack(Exception):
+        pass
+
+    def publish_then_roll_back() -> int:
+        with pytest.raises(RolledBack), transaction.atomic():
+            moved = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "1"}], "default")
+            raise RolledBack
+        return moved[0]["id"]
+
+    publish_then_roll_back()
+    moved = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "2"}], "default")
+    assert [message["data"] for message in moved] == ["2"]
+    assert list(Event.objects.values_list("data", flat=True)) == ["2"]
