@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+import django
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -154,13 +155,20 @@ LIVEFEED = {
     "SITE_URL": os.environ.get("LIVEFEED_SITE_URL", "http://127.0.0.1:8000"),
 }
 
-# Email: SMTP when EMAIL_HOST is set, else printed on the server's console.
-if os.environ.get("EMAIL_HOST"):
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST = os.environ["EMAIL_HOST"]
-    EMAIL_PORT = int(os.environ.get("EMAIL_PORT", 25))
+# Email: SMTP when EMAIL_HOST is set, else printed on the server's console. Django 6.1
+# deprecates EMAIL_BACKEND and EMAIL_HOST for MAILERS; 5.2 knows only the former.
+_SMTP = (
+    {"host": os.environ["EMAIL_HOST"], "port": int(os.environ.get("EMAIL_PORT", 25))}
+    if os.environ.get("EMAIL_HOST")
+    else None
+)
+_BACKEND = f"django.core.mail.backends.{'smtp' if _SMTP else 'console'}.EmailBackend"
+if django.VERSION >= (6, 1):
+    MAILERS = {"default": {"BACKEND": _BACKEND, "OPTIONS": _SMTP or {}}}
 else:
-    EMAIL_BACKEND = "django.core.mail.backends.console.EmailBackend"
+    EMAIL_BACKEND = _BACKEND
+    if _SMTP:
+        EMAIL_HOST, EMAIL_PORT = _SMTP["host"], _SMTP["port"]
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "livefeed-demo@localhost")
 
 LOGGING = {

@@ -6,6 +6,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -75,10 +76,17 @@ class Process:
                 self.process.wait(10)
 
 
+def redis_args(port: int) -> list[str]:
+    """A redis-server that keeps nothing on disk; a replica's sync still writes an RDB, into a scratch --dir."""
+    return [
+        *("redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+        *("--dir", tempfile.mkdtemp(prefix="livefeed-redis-")),
+    ]
+
+
 def redis_server() -> Process:
     port = free_port()
-    args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    return Process(f"redis-{port}", args, port).start()
+    return Process(f"redis-{port}", redis_args(port), port).start()
 
 
 APPLICATION = "project.asgi:application"

@@ -24,9 +24,15 @@ class Stream:
         """client_buffer > 0 makes the client slow: the server's send() blocks once
         that many messages wait unread, as it does when a TCP window fills."""
         path, _, query = path.partition("?")
-        raw_headers = [(b"host", b"testserver"), *((k.encode(), v.encode()) for k, v in headers)]
+        cookies = [value for name, value in headers if name.lower() == "cookie"]
         if session_key:
-            raw_headers.append((b"cookie", f"{settings.SESSION_COOKIE_NAME}={session_key}".encode()))
+            cookies.append(f"{settings.SESSION_COOKIE_NAME}={session_key}")
+        # One Cookie header, as a browser sends over HTTP/1.1: Django 5.2 joins several with ","
+        # and so loses all but one (Django 6 joins them with "; ").
+        raw_headers = [(b"host", b"testserver")]
+        raw_headers += [(k.encode(), v.encode()) for k, v in headers if k.lower() != "cookie"]
+        if cookies:
+            raw_headers.append((b"cookie", "; ".join(cookies).encode()))
         scope = {
             "type": "http",
             "asgi": {"version": "3.0"},

@@ -99,10 +99,9 @@ def test_a_sentinel_failover_loses_nothing_committed(database_url, tmp_path):
     replica_port = servers.free_port()
     replica = servers.Process(
         f"redis-{replica_port}",
-        ["redis-server", "--port", str(replica_port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--replicaof", "127.0.0.1", str(primary.port)],
+        [*servers.redis_args(replica_port), "--replicaof", "127.0.0.1", str(primary.port)],
         replica_port,
-    ).start()  # fmt: skip
+    ).start()
     sentinel = _sentinel(primary.port, tmp_path)
     watcher = redis.Redis(port=sentinel.port, decode_responses=True)
     _wait(lambda: watcher.sentinel_slaves("livefeed"), "replica known to the sentinel")
