@@ -13,6 +13,21 @@ from pathlib import Path
 from typing import Self, cast
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def package_source(directory: Path) -> Path:
+    """Copy what `pip install` builds from (pyproject, README, the app) into directory; return it.
+
+    Building in the checkout writes build/ and *.egg-info there, which another run of the suite
+    (scripts/suites.sh runs them side by side) may be building from at the same moment.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, directory / name)
+    shutil.copytree(ROOT / "livefeed", directory / "livefeed", ignore=shutil.ignore_patterns("__pycache__"))
+    return directory
+
+
 ARTIFACTS = ROOT / "test-artifacts"
 
 

@@ -160,7 +160,7 @@ class Reader:
         self.servers: list[servers.Process] = []
         self.stream: CurlStream | None = None
         self.substitutions = {
-            "/path/to/livefeed": str(servers.ROOT),
+            "/path/to/livefeed": str(servers.package_source(root / "livefeed-source")),
             "redis://127.0.0.1:6379/0": redis_url,
             "127.0.0.1:8000": f"127.0.0.1:{self.port}",
         }

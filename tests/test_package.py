@@ -49,7 +49,11 @@ SIGN_IN = "import livefeed\nprint(livefeed.__file__)\n" + servers.sign_in_code("
 def test_wheel_installs_and_streams_with_a_minimal_project(tmp_path, redis_url):
     wheels, site, project = tmp_path / "wheels", tmp_path / "site-packages", tmp_path / "project"
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-    subprocess.run([*pip, "wheel", "--no-deps", "-w", wheels, servers.ROOT], check=True, capture_output=True)
+    subprocess.run(
+        [*pip, "wheel", "--no-deps", "-w", wheels, servers.package_source(tmp_path / "source")],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = wheels.glob("*.whl")
     with zipfile.ZipFile(wheel) as archive:  # compiled, or Django shows French readers English
         assert "livefeed/locale/fr/LC_MESSAGES/django.mo" in archive.namelist()

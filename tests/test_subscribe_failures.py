@@ -96,7 +96,7 @@ def test_connects_while_redis_is_down_leave_no_reader_or_subscription_behind(dat
             # Its user and broadcast channels are joined already: only "orders" needs Redis.
             again = servers.SSEClient(server.port, "/livefeed/stream/?channel=orders", headers=cookie)
             try:
-                while again.read(10):  # the subscribe fails and the server ends the stream,
+                while again.read(3):  # the subscribe fails and the server ends the stream,
                     pass
             except TimeoutError:
                 pass  # or redis-py keeps it waiting, and the browser goes away first
