@@ -76,30 +76,49 @@ class _StreamHandler(DjangoASGIHandler):
     async def serve(self, scope: dict, receive: Any, send: Any) -> None:
         slots = _slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_SETUP_SLOTS))
         await slots.acquire()
-        held = True
-
-        def release() -> None:
-            nonlocal held
-            if held:
-                held = False
-                slots.release()
-
-        bounded = _bounded(send)
-
-        async def send_and_release(message: Mapping[str, Any]) -> None:
-            if message["type"] == "http.response.body":
-                release()  # set up: the next stream may start
-            await bounded(message)
-
+        sender = _Sender(_bounded(send), slots)
         try:
             async with ThreadSensitiveContext(executor=_stream_executor):
-                await self.handle(scope, receive, send_and_release)
+                await self.handle(scope, receive, sender)
         finally:
-            release()
+            sender.release()
+
+
+class _Sender:
+    """The send() of one stream: frees its setup slot once set up, and Django's copy of its headers.
+
+    Django's send_response keeps the list of encoded headers it sends in a local
+    for as long as the response streams: hours, times every open stream. The
+    server gets a list of its own, which it may keep as long as it needs, and
+    Django's is emptied once sent.
+    """
+
+    __slots__ = ("send", "slots")
+
+    def __init__(self, send: Any, slots: asyncio.Semaphore) -> None:
+        self.send = send
+        self.slots: asyncio.Semaphore | None = slots
+
+    async def __call__(self, message: Mapping[str, Any]) -> None:
+        if message["type"] == "http.response.body":
+            self.release()  # set up: the next stream may start
+            await self.send(message)
+            return
+        headers = message.get("headers")
+        if not isinstance(headers, list):
+            await self.send(message)
+            return
+        await self.send({**message, "headers": list(headers)})
+        headers.clear()
+
+    def release(self) -> None:
+        if self.slots is not None:
+            self.slots.release()
+            self.slots = None
 
 
 class _Unsent:
-    """A push producer on daphne's Twisted request: how far its client fell behind.
+    """daphne's send() for one stream, with a push producer on its Twisted request: how far its client fell behind.
 
     daphne's send() returns at once and Twisted buffers what the client has not
     read, so the stream never waits and its mailbox bound never trips: a client
@@ -108,11 +127,26 @@ class _Unsent:
     resumes it once the buffer is empty: what is written in between is unsent.
     """
 
-    def __init__(self, request: Any, limit: float) -> None:
-        self.request, self.limit = request, limit
+    # One small object per open stream: slots, and no closures (docs/performance.md).
+    __slots__ = ("request", "send", "transport", "limit", "paused", "counting", "count")
+
+    def __init__(self, request: Any, send: Any, limit: float) -> None:
+        self.request, self.send, self.limit = request, send, limit
+        self.transport = _plain_socket(request)
         self.paused = self.counting = False
         self.count = 0
         request.registerProducer(self, True)
+
+    async def __call__(self, message: Mapping[str, Any]) -> None:
+        body = message.get("body", b"")
+        if message["type"] == "http.response.body":
+            if not message.get("more_body", False):
+                self.unregister()
+            elif body and self._write(body):
+                self.wrote(len(body))
+                return
+        await self.send(message)
+        self.wrote(len(body))
 
     def pauseProducing(self) -> None:
         # Django sends one large chunk (a long replay) as many 64 KB messages
@@ -146,51 +180,21 @@ class _Unsent:
         if self.request.producer is self and self.request.channel is not None:
             self.request.unregisterProducer()  # Twisted logs an error if a finished response still has one
 
+    def _write(self, body: bytes) -> bool:
+        """Write a body chunk straight to the client's socket; False: Twisted must take it.
 
-def _bounded(send: Any) -> Any:
-    """Return send, closing the connection of a client more than MAX_UNSENT bytes behind (daphne)."""
-    # daphne's send is functools.partial(Server.handle_reply, its Twisted request).
-    request = send.args[0] if isinstance(send, functools.partial) and send.args else None
-    if not hasattr(request, "registerProducer") or not hasattr(request, "transport"):
-        return send  # another server; uvicorn waits in send() itself, so QUEUE_SIZE bounds the stream
-    unsent = _Unsent(request, conf.get("MAX_UNSENT"))
-    write = _direct_write(request)
-
-    async def send_bounded(message: Mapping[str, Any]) -> None:
-        body = message.get("body", b"")
-        if message["type"] == "http.response.body":
-            if not message.get("more_body", False):
-                unsent.unregister()
-            elif write is not None and body and write(body):
-                unsent.wrote(len(body))
-                return
-        await send(message)
-        unsent.wrote(len(body))
-
-    return send_bounded
-
-
-def _direct_write(request: Any) -> Any:
-    """Return a function that writes a body chunk straight to the client's socket, or None.
-
-    Twisted's write queues the bytes and registers the socket as a writer with
-    the event loop, which sends them on its next turn and unregisters it: two
-    epoll_ctl calls and a loop callback per chunk, most of what a delivery
-    cost under daphne (docs/performance.md#delivery-cpu-under-daphne-writing-straight-to-the-socket).
-    asyncio's own transports try the send first; so does this. The function
-    returns False when Twisted must take the chunk: the headers are not out
-    yet, the response is not chunked, the transport is not a plain TCP or UNIX
-    socket (TLS) or still holds unsent bytes (which must leave first).
-    """
-    try:
-        from twisted.internet import tcp
-    except ImportError:
-        return None
-    transport = getattr(request.channel, "transport", None)
-    if not isinstance(transport, tcp.Server) or getattr(transport, "TLS", False):
-        return None
-
-    def write(body: bytes) -> bool:
+        Twisted's write queues the bytes and registers the socket as a writer with
+        the event loop, which sends them on its next turn and unregisters it: two
+        epoll_ctl calls and a loop callback per chunk, most of what a delivery
+        cost under daphne (docs/performance.md#delivery-cpu-under-daphne-writing-straight-to-the-socket).
+        asyncio's own transports try the send first; so does this. Twisted takes
+        the chunk when the headers are not out yet, the response is not chunked,
+        the transport is not a plain TCP or UNIX socket (TLS) or still holds
+        unsent bytes (which must leave first).
+        """
+        request, transport = self.request, self.transport
+        if transport is None:
+            return False
         if not request.chunked or request.finished or request._disconnected or request.channel is None:
             return False
         if not transport.connected or transport.disconnecting or transport._writeDisconnected:
@@ -209,7 +213,26 @@ def _direct_write(request: Any) -> Any:
             transport.write(data[sent:])  # the rest when the socket drains; pauses producers when it backs up
         return True
 
-    return write
+
+def _bounded(send: Any) -> Any:
+    """Return send, closing the connection of a client more than MAX_UNSENT bytes behind (daphne)."""
+    # daphne's send is functools.partial(Server.handle_reply, its Twisted request).
+    request = send.args[0] if isinstance(send, functools.partial) and send.args else None
+    if not hasattr(request, "registerProducer") or not hasattr(request, "transport"):
+        return send  # another server; uvicorn waits in send() itself, so QUEUE_SIZE bounds the stream
+    return _Unsent(request, send, conf.get("MAX_UNSENT"))
+
+
+def _plain_socket(request: Any) -> Any:
+    """Return the request's Twisted transport if chunks may be written to its socket directly, else None."""
+    try:
+        from twisted.internet import tcp
+    except ImportError:
+        return None
+    transport = getattr(request.channel, "transport", None)
+    if not isinstance(transport, tcp.Server) or getattr(transport, "TLS", False):
+        return None
+    return transport
 
 
 # What the request holds that nothing reads once every middleware has handled
@@ -217,7 +240,7 @@ def _direct_write(request: Any) -> Any:
 # streams: for a stream that is hours, times every open stream
 # (docs/performance.md, "What changed").
 # META becomes empty rather than absent: request.headers and friends still work.
-_SPENT = ("user", "_cached_user", "auser", "session", "_messages", "resolver_match", "COOKIES", "GET")
+_SPENT = ("user", "_cached_user", "auser", "session", "_messages", "resolver_match", "COOKIES", "GET", "headers")
 
 
 def _release(request: HttpRequest) -> None:

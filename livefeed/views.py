@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
-from django.http.response import HttpResponseBase
+from django.http.response import HttpResponseBase, ResponseHeaders
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET
 
@@ -69,8 +69,8 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     response = event_stream_response(_events(hub, reader, last_id, html, spent))
     if admitted is None and user_key is not None:
         tickets.issue(response, request, user, channels, defaults, language_code)
-        # The response lives as long as the stream: its copy of the ticket need not.
-        spent.append(functools.partial(response.headers.pop, "Set-Cookie", None))
+    # The response lives as long as the stream: its headers (the ticket among them) need not.
+    spent.append(functools.partial(setattr, response, "headers", ResponseHeaders({})))
     return response
 
 
