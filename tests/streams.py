@@ -117,6 +117,16 @@ class Stream:
         await self.communicator.wait(timeout)
 
 
+async def publish_notifications(*sent: tuple[str, dict]) -> None:
+    """Publish a notification event with each data on its channel, in order, as another process would."""
+
+    def publish_all() -> None:
+        for channel, data in sent:
+            livefeed.publish(channel, "notification", data)
+
+    await sync_to_async(publish_all)()
+
+
 def session_for(user) -> str:
     """Return the key of a saved session signed in as user."""
     from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY

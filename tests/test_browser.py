@@ -65,6 +65,16 @@ def off_loop(function, *args, **kwargs):
         return pool.submit(run).result(timeout=30)
 
 
+def send_notes(user, count: int) -> None:
+    """Notify user count times ("Note 0" first), from another thread as a worker would."""
+
+    def notes():
+        for number in range(count):
+            livefeed.notify(recipient=user, title=f"Note {number}")
+
+    off_loop(notes)
+
+
 def notify(user, title: str, **fields) -> int:
     return off_loop(lambda: livefeed.notify(recipient=user, title=title, **fields).pk)
 
@@ -449,12 +459,7 @@ def test_a_storm_of_notifications_becomes_one_summary_toast(daphne_servers):
 def test_dropdown_pages_to_older_notifications_and_is_keyboard_operable(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")
-
-    def inbox():
-        for number in range(25):
-            livefeed.notify(recipient=bob, title=f"Note {number}")
-
-    off_loop(inbox)
+    send_notes(bob, 25)
     with chromium() as browser:
         page = open_home(signed_in(browser, server, bob))
         expect(badge(page)).to_have_text("25")

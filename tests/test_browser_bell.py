@@ -11,7 +11,6 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-import livefeed
 from livefeed.models import Delivery, Notification
 from tests.test_browser import (
     DOCS,
@@ -22,6 +21,7 @@ from tests.test_browser import (
     notify,
     off_loop,
     open_home,
+    send_notes,
     signed_in,
     toasts,
 )
@@ -194,12 +194,7 @@ def test_archive_and_mark_unread_per_row_follow_in_another_tab_and_undo_on_failu
 def test_the_badge_can_count_unseen_and_says_99_plus(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")
-
-    def many():
-        for number in range(100):
-            livefeed.notify(recipient=bob, title=f"Note {number}")
-
-    off_loop(many)
+    send_notes(bob, 100)
     with chromium() as browser:
         context = signed_in(browser, server, bob)
         page = open_home(context)

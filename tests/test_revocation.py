@@ -18,7 +18,7 @@ from django.test.utils import CaptureQueriesContext
 
 import livefeed
 from livefeed import revocation
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, publish_notifications, run, session_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -89,12 +89,7 @@ def test_leaving_a_group_ends_the_stream_and_the_reconnect_loses_that_group():
         await stream.finish()
         asked = await Stream(f"/livefeed/stream/?channel=group.{staff.pk}", session_key=key).open()
         again = await (await Stream(session_key=key).open()).connected()
-
-        def publish_both():
-            livefeed.publish(f"group.{staff.pk}", "notification", {"for": "staff"})
-            livefeed.publish(f"user.{alice.pk}", "notification", {"for": "alice"})
-
-        await sync_to_async(publish_both)()
+        await publish_notifications((f"group.{staff.pk}", {"for": "staff"}), (f"user.{alice.pk}", {"for": "alice"}))
         events = await again.events(1)
         await again.close()
         return asked.status, events

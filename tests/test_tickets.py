@@ -21,7 +21,7 @@ from django.test import RequestFactory, override_settings
 
 import livefeed
 from livefeed import tickets
-from tests.streams import Stream, run, session_for
+from tests.streams import Stream, publish_notifications, run, session_for
 
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -99,12 +99,7 @@ def test_a_ticket_never_opens_another_sessions_stream():
         await first.close()
         alone = await Stream(headers=with_ticket(ticket)).open()  # the ticket without its session
         other = await (await Stream(session_key=bobs, headers=with_ticket(ticket)).open()).connected()
-
-        def publish_both():
-            livefeed.publish(f"user.{alice.pk}", "notification", {"for": "alice"})
-            livefeed.publish(f"user.{bob.pk}", "notification", {"for": "bob"})
-
-        await sync_to_async(publish_both)()
+        await publish_notifications((f"user.{alice.pk}", {"for": "alice"}), (f"user.{bob.pk}", {"for": "bob"}))
         events = await other.events(1)
         await other.close()
         return alone.status, events
@@ -143,11 +138,16 @@ def test_a_revoked_sign_in_ends_its_streams_and_its_ticket_opens_no_more(revoke)
     assert run(scenario) == 401
 
 
-def test_leaving_a_group_loses_its_channel_at_the_next_connect_even_with_a_ticket():
+def staff_member() -> tuple[User, Group, str]:
+    """Alice in the staff group, and the key of her session."""
     alice = User.objects.create_user("alice", password="x")
     staff = Group.objects.create(name="staff")
     alice.groups.add(staff)
-    key = session_for(alice)
+    return alice, staff, session_for(alice)
+
+
+def test_leaving_a_group_loses_its_channel_at_the_next_connect_even_with_a_ticket():
+    alice, staff, key = staff_member()
 
     async def scenario():
         stream = await (await Stream(session_key=key).open()).connected()
@@ -162,10 +162,7 @@ def test_leaving_a_group_loses_its_channel_at_the_next_connect_even_with_a_ticke
 
 def test_an_expired_ticket_falls_back_to_the_session():
     """The bound of docs/reliability.md: past TICKET_LIFETIME a ticket decides nothing."""
-    alice = User.objects.create_user("alice", password="x")
-    staff = Group.objects.create(name="staff")
-    alice.groups.add(staff)
-    key = session_for(alice)
+    alice, staff, key = staff_member()
     path = f"/livefeed/stream/?channel=group.{staff.pk}"
 
     async def scenario():
