@@ -88,9 +88,9 @@ class _Sender:
     """The send() of one stream: frees its setup slot once set up, and Django's copy of its headers.
 
     Django's send_response keeps the list of encoded headers it sends in a local
-    for as long as the response streams: hours, times every open stream. The
-    server gets a list of its own, which it may keep as long as it needs, and
-    Django's is emptied once sent.
+    for as long as the response streams: hours, times every open stream
+    (docs/design.md#trap-14). The server gets a list of its own, which it may
+    keep as long as it needs, and Django's is emptied once sent.
     """
 
     __slots__ = ("send", "slots")

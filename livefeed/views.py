@@ -69,7 +69,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     response = event_stream_response(_events(hub, reader, last_id, html, spent))
     if admitted is None and user_key is not None:
         tickets.issue(response, request, user, channels, defaults, language_code)
-    # The response lives as long as the stream: its headers (the ticket among them) need not.
+    # The response lives as long as the stream: its headers (the ticket among them) need not (docs/design.md#trap-14).
     spent.append(functools.partial(setattr, response, "headers", ResponseHeaders({})))
     return response
 
