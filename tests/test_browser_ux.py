@@ -168,13 +168,16 @@ def test_rows_with_a_link_look_like_links_and_rows_without_are_read_by_click_or_
         expect(row(page, "Has a link").locator(".livefeed-go")).to_be_visible()
         expect(row(page, "Clicked").locator(".livefeed-go")).to_have_count(0)
 
-        row(page, "Clicked").locator(".livefeed-title").click()
+        # Each read must reach the server before the reload below, which would cancel it.
+        with page.expect_response(lambda response: response.url.endswith("/read/")):
+            row(page, "Clicked").locator(".livefeed-title").click()
         expect(row(page, "Clicked")).not_to_have_class(re.compile("livefeed-unread"))
         expect(badge(page)).to_have_text("2")
 
         page.keyboard.press("ArrowUp")  # from the clicked row to the one above it, the newest
         expect(row(page, "Entered").locator(".livefeed-main")).to_be_focused()
-        page.keyboard.press("Enter")
+        with page.expect_response(lambda response: response.url.endswith("/read/")):
+            page.keyboard.press("Enter")
         expect(row(page, "Entered")).not_to_have_class(re.compile("livefeed-unread"))
         expect(badge(page)).to_have_text("1")
         page.reload()  # and the server knows
