@@ -168,7 +168,7 @@ def test_rows_with_a_link_look_like_links_and_rows_without_are_read_by_click_or_
         expect(row(page, "Has a link").locator(".livefeed-go")).to_be_visible()
         expect(row(page, "Clicked").locator(".livefeed-go")).to_have_count(0)
 
-        # Each read must reach the server before the reload below, which would cancel it.
+        # Each read must reach the server before the reload below asks it for the count.
         with page.expect_response(lambda response: response.url.endswith("/read/")):
             row(page, "Clicked").locator(".livefeed-title").click()
         expect(row(page, "Clicked")).not_to_have_class(re.compile("livefeed-unread"))
