@@ -100,16 +100,14 @@ class _Sender:
         self.slots: asyncio.Semaphore | None = slots
 
     async def __call__(self, message: Mapping[str, Any]) -> None:
+        headers = message.get("headers")
         if message["type"] == "http.response.body":
             self.release()  # set up: the next stream may start
-            await self.send(message)
+        elif isinstance(headers, list):
+            await self.send({**message, "headers": list(headers)})
+            headers.clear()
             return
-        headers = message.get("headers")
-        if not isinstance(headers, list):
-            await self.send(message)
-            return
-        await self.send({**message, "headers": list(headers)})
-        headers.clear()
+        await self.send(message)
 
     def release(self) -> None:
         if self.slots is not None:
