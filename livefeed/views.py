@@ -22,6 +22,7 @@ from livefeed.hub import END, Hub, Reader, get_hub
 logger = logging.getLogger("livefeed")
 
 _MAX_CHANNELS = 32
+_EVENT_STREAM = "text/event-stream; charset=utf-8"
 
 
 # Django refuses ATOMIC_REQUESTS for async views; a stream holds no transaction
@@ -66,7 +67,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user_key, channels, last_id)
     instruments.connects.inc()
     spent: list[Callable[[], Any]] = []  # what to let go of once the headers are sent
-    response = event_stream_response(_events(hub, reader, last_id, html, spent))
+    response = _stream_headers(_EventStream(_events(hub, reader, last_id, html, spent)))
     if admitted is None and user_key is not None:
         tickets.issue(response, request, user, channels, defaults, language_code)
     # The response lives as long as the stream: its headers (the ticket among them) need not (docs/design.md#trap-14).
@@ -76,7 +77,30 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
 
 def event_stream_response(content: AsyncIterator[bytes]) -> StreamingHttpResponse:
     """Return a text/event-stream response that no cache, proxy or middleware holds back."""
-    response = StreamingHttpResponse(content, content_type="text/event-stream; charset=utf-8")
+    return _stream_headers(StreamingHttpResponse(content, content_type=_EVENT_STREAM))
+
+
+class _EventStream(StreamingHttpResponse):
+    """The stream view's response: Django reads its generator's bytes without wrapping each chunk.
+
+    StreamingHttpResponse passes every chunk through two async generators of
+    its own and make_bytes(), for content that may yield text; the stream view's
+    generator yields bytes only, and each of its chunks is a delivery
+    (docs/performance.md#the-stream-body-without-djangos-wrappers).
+    A middleware that replaced the content is read the usual way.
+    """
+
+    def __init__(self, content: AsyncIterator[bytes]) -> None:
+        super().__init__(content, content_type=_EVENT_STREAM)
+        self._own = self._iterator
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._iterator is self._own:
+            return self._own
+        return super().__aiter__()  # a middleware's content: it may yield text
+
+
+def _stream_headers(response: StreamingHttpResponse) -> StreamingHttpResponse:
     response["Cache-Control"] = "no-cache, no-transform"
     response["X-Accel-Buffering"] = "no"
     # GZipMiddleware skips a response that already names its encoding (docs/design.md#trap-11).

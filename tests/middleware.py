@@ -41,3 +41,23 @@ class AsyncOnly:
         response = await self.get_response(request)
         response["X-Async"] = "yes"
         return response
+
+
+class Counting:
+    """Wraps a streaming response's content, as a site that meters its traffic would."""
+
+    chunks: list[bytes] = []
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.streaming:
+            response.streaming_content = self._counted(response.streaming_content)
+        return response
+
+    async def _counted(self, content):
+        async for chunk in content:
+            self.chunks.append(chunk)
+            yield chunk

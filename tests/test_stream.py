@@ -542,6 +542,24 @@ def test_an_async_only_middleware_runs_for_a_stream_too(alice, alice_session, se
     assert json.loads(events[0].data) == {"title": "after async middleware"}
 
 
+def test_a_middleware_that_wraps_the_streams_content_sees_every_chunk(alice, alice_session, settings):
+    # The stream's own generator is read without Django's per-chunk wrappers
+    # (livefeed.views._EventStream); content a middleware put in its place is
+    # read the usual way.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Counting"]
+    middleware.Counting.chunks.clear()
+
+    async def scenario():
+        return await Stream(session_key=alice_session).receive_one(
+            f"user.{alice.pk}", "notification", {"title": "metered"}
+        )
+
+    events = run(scenario)
+    assert json.loads(events[0].data) == {"title": "metered"}
+    assert b"retry:" in middleware.Counting.chunks[0]
+    assert any(b"metered" in chunk for chunk in middleware.Counting.chunks)
+
+
 def test_a_middleware_may_answer_instead_of_the_stream(alice_session, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
 
