@@ -180,8 +180,9 @@ class Harness:
         out = ROOT / "bench" / "results" / f"{label}.txt"
         out.parent.mkdir(exist_ok=True)
         spy = Path(sys.executable).parent / "py-spy"
+        rate = str(self.args.profile_rate)
         self.profiler = subprocess.Popen(
-            [str(spy), "record", "--pid", str(self.pid), "--rate", "1000", "--gil", "--format", "raw", "-o", str(out)],
+            [str(spy), "record", "--pid", str(self.pid), "--rate", rate, "--gil", "--format", "raw", "-o", str(out)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )

@@ -45,6 +45,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--patch", default="", help=f"engine experiments, comma-separated: {', '.join(NAMES)}")
     parser.add_argument("--profile", action="store_true", help="py-spy the server into bench/results/")
+    parser.add_argument(
+        "--profile-rate", type=int, default=1000, help="py-spy samples per second (fewer disturb a storm less)"
+    )
     args = parser.parse_args(argv)
     unknown = set(filter(None, args.patch.split(","))) - set(NAMES)
     if unknown:

@@ -9,6 +9,7 @@ from bench.harness import Harness, hear, tell
 
 BURST = 20  # events in the broadcast burst
 INTERVAL = 0.05  # seconds between them
+NOTIFY_INTERVAL = 0.02  # seconds between notify() calls: one at a time, as a quiet site sends them
 
 
 def connect(h: Harness) -> dict:
@@ -200,6 +201,36 @@ def personal(h: Harness) -> dict:
     }
 
 
+def notify(h: Harness) -> dict:
+    """One notify() to each user, one after another, NOTIFY_INTERVAL apart: notify() to the browser."""
+    if not hasattr(h.target, "notify"):
+        raise SystemExit(f"--scenario notify: {h.target.name} has no notify(); it is livefeed's")
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.in_bulk([pk for _key, pk in h.sessions[: h.args.streams]])
+    before = h.snapshot()
+    h.command("expect", seqs=[], own=True)
+    h.start_profile(f"{h.target.name}-notify-{h.args.streams}")
+    start = time.monotonic()
+    calls = []
+    for index, (_key, pk) in enumerate(h.sessions[: h.args.streams]):
+        pause = start + index * NOTIFY_INTERVAL - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+        called = time.monotonic()
+        h.target.notify(users[pk], {"seq": index, "t": called})  # t: before the call, so its work counts
+        calls.append(time.monotonic() - called)
+    result = _collect(h)
+    after = h.snapshot()
+    h.stop_profile()
+    return {
+        **result,
+        # What notify() itself took in the caller: the database work and the commit.
+        "notify_call_ms": _percentiles(sorted(round(1000 * call, 3) for call in calls)),
+        **_delivery_cost(before, after, result["delivered"]),
+    }
+
+
 def storm(h: Harness) -> dict:
     """Live events, every client drops, more events, then all reconnect at once with Last-Event-ID."""
     channel = h.target.broadcast_channel()
@@ -303,6 +334,7 @@ SCENARIOS = {
     "idle": idle,
     "broadcast": broadcast,
     "personal": personal,
+    "notify": notify,
     "storm": storm,
     "fleet": fleet,
     "publish": publish,

@@ -49,6 +49,11 @@ class Livefeed:
 
         livefeed.publish(channel, "bench", data)
 
+    def notify(self, user: Any, data: dict) -> None:
+        import livefeed
+
+        livefeed.notify(user, title="Bench", data=data)
+
     def user_channel(self, pk: int) -> str:
         return f"user.{pk}"
 

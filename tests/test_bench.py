@@ -33,7 +33,7 @@ def assert_every_stream_opened(result: dict) -> None:
     assert result["server_threads"] == result["server_threads_before"], result  # no thread per stream
 
 
-@pytest.mark.parametrize("scenario", ["broadcast", "personal"])
+@pytest.mark.parametrize("scenario", ["broadcast", "personal", "notify"])
 def test_every_event_reaches_every_stream_once(scenario):
     result = bench("--streams", str(STREAMS), "--scenario", scenario)
     assert_every_stream_opened(result)
