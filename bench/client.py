@@ -136,9 +136,11 @@ class Stream(asyncio.Protocol):
         if event == self.bench.heartbeat_event:
             self.bench.heartbeats += 1
             return
-        payload = json.loads(data) if event in (b"bench", b"notification") else None
-        if event == b"notification":
-            payload = payload.get("data") or {}  # notify(data=...): the scenario's seq and t
+        payload = None
+        if event == b"bench":
+            payload = json.loads(data)
+        elif event == b"notification":
+            payload = json.loads(data).get("data")  # notify(data=...): the scenario's seq and t
         if not payload or "seq" not in payload:
             name = event.decode()
             self.bench.other_events[name] = self.bench.other_events.get(name, 0) + 1

@@ -74,7 +74,7 @@ class _StreamHandler(DjangoASGIHandler):
         return response
 
     @classmethod
-    def chunk_bytes(cls, data: bytes) -> Any:
+    def chunk_bytes(cls, data: Any) -> Any:
         # Django's generator, for the one message that nearly every stream
         # chunk is: a tuple costs less, per delivery (docs/performance.md).
         if len(data) <= cls.chunk_size:

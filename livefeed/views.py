@@ -92,12 +92,15 @@ class _EventStream(StreamingHttpResponse):
 
     def __init__(self, content: AsyncIterator[bytes]) -> None:
         super().__init__(content, content_type=_EVENT_STREAM)
-        self._own = self._iterator
+        self._own = self._content()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
-        if self._iterator is self._own:
+        if self._content() is self._own:
             return self._own
         return super().__aiter__()  # a middleware's content: it may yield text
+
+    def _content(self) -> Any:
+        return vars(self)["_iterator"]  # what Django iterates; not in its type stubs
 
 
 def _stream_headers(response: StreamingHttpResponse) -> StreamingHttpResponse:
