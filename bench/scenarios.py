@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 
 from bench.harness import Harness, hear, tell
 
@@ -74,13 +75,20 @@ def _per(value: float, count: int, digits: int = 2) -> float | None:
     return round(value / count, digits) if count else None
 
 
-def _publish(h: Harness, channel: str, seqs: list[int], interval: float) -> float:
-    """Publish one bench event per seq, interval apart; return the seconds it took."""
+def _paced(items: list, interval: float) -> Iterator:
+    """Yield items interval apart from the first; one that is late goes at once."""
     start = time.monotonic()
-    for number, seq in enumerate(seqs):
+    for number, item in enumerate(items):
         pause = start + number * interval - time.monotonic()
         if pause > 0:
             time.sleep(pause)
+        yield item
+
+
+def _publish(h: Harness, channel: str, seqs: list[int], interval: float) -> float:
+    """Publish one bench event per seq, interval apart; return the seconds it took."""
+    start = time.monotonic()
+    for seq in _paced(seqs, interval):
         h.target.publish(channel, {"seq": seq, "t": time.monotonic()})
     return time.monotonic() - start
 
@@ -211,12 +219,8 @@ def notify(h: Harness) -> dict:
     before = h.snapshot()
     h.command("expect", seqs=[], own=True)
     h.start_profile(f"{h.target.name}-notify-{h.args.streams}")
-    start = time.monotonic()
     calls = []
-    for index, (_key, pk) in enumerate(h.sessions[: h.args.streams]):
-        pause = start + index * NOTIFY_INTERVAL - time.monotonic()
-        if pause > 0:
-            time.sleep(pause)
+    for index, (_key, pk) in _paced(list(enumerate(h.sessions[: h.args.streams])), NOTIFY_INTERVAL):
         called = time.monotonic()
         h.target.notify(users[pk], {"seq": index, "t": called})  # t: before the call, so its work counts
         calls.append(time.monotonic() - called)
