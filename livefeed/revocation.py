@@ -38,6 +38,8 @@ logger = logging.getLogger("livefeed")
 
 # Seconds between looks at the setting while re-authorization is off.
 _IDLE = 60
+# What computes a session auth hash in Django: a user model that replaces either has rules of its own.
+_DJANGOS_HASH = ("get_session_auth_hash", "_get_session_auth_hash")
 # Ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
 _BATCH = 2000
 
@@ -57,6 +59,8 @@ _grants: "weakref.WeakKeyDictionary[Reader, Grant]" = weakref.WeakKeyDictionary(
 # ("user", pk) or ("session", tag) -> when this process learnt its sign-ins were
 # revoked: stream tickets issued before then are not honoured (livefeed.tickets)
 _revoked_at: dict[tuple[str, Any], float] = {}
+# user pk -> (password column, digest of its session auth hash) as the last sweep found them
+_known: dict[Any, tuple[str, str | None]] = {}
 # hub -> the event that runs its next sweep at once
 _wakers: "weakref.WeakKeyDictionary[Hub, asyncio.Event]" = weakref.WeakKeyDictionary()
 
@@ -65,14 +69,17 @@ def grant_for(user: Any, session_key: str | None, channels: Iterable[str]) -> Gr
     """Return the grant of a stream opened by user with channels (None for anonymous streams)."""
     if not user.is_authenticated:
         return None
-    auth_hash = digest(user.get_session_auth_hash()) if hasattr(user, "get_session_auth_hash") else None
     groups = frozenset(name.removeprefix("group.") for name in channels if name.startswith("group."))
-    return Grant(user.pk, session_key, auth_hash, groups)
+    return Grant(user.pk, session_key, _auth_digest(user), groups)
 
 
 def digest(auth_hash: str) -> str:
     """Return a stand-in for a session auth hash, safe to hand to the browser in a ticket."""
     return hashlib.sha256(auth_hash.encode()).hexdigest()[:24]
+
+
+def _auth_digest(user: Any) -> str | None:
+    return digest(user.get_session_auth_hash()) if hasattr(user, "get_session_auth_hash") else None
 
 
 def forget_tickets(*, user_pk: Any = None, session: str | None = None) -> None:
@@ -143,16 +150,15 @@ async def sweep(hub: "Hub") -> None:
 def revoked(grants: set[Grant]) -> set[Grant]:
     """Return the grants that no longer hold: a few queries for any number of grants."""
     live = _live_sessions({grant.session_key for grant in grants if grant.session_key})
-    users = _users({grant.user_pk for grant in grants})
+    standing = _standing(get_user_model(), {grant.user_pk for grant in grants})
     memberships = _memberships({grant.user_pk for grant in grants if grant.groups})
     gone = set()
     for grant in grants:
-        user = users.get(grant.user_pk)
+        active, auth_hash = standing.get(grant.user_pk, (False, None))  # a deleted user: revoked
         if (
-            user is None
-            or not getattr(user, "is_active", True)
+            not active
             or (grant.session_key is not None and live is not None and grant.session_key not in live)
-            or (grant.auth_hash is not None and grant.auth_hash != digest(user.get_session_auth_hash()))
+            or (grant.auth_hash is not None and grant.auth_hash != auth_hash)
             or not grant.groups <= memberships.get(grant.user_pk, frozenset())
         ):
             gone.add(grant)
@@ -184,12 +190,46 @@ def _live_sessions(keys: set[str]) -> set[str] | None:
     return {key for key in keys if store().exists(key)}  # cache and custom engines
 
 
-def _users(pks: set[Any]) -> dict[Any, Any]:
-    model = get_user_model()
-    users: dict[Any, Any] = {}
+def _standing(model: Any, pks: set[Any]) -> dict[Any, tuple[bool, str | None]]:
+    """Return whether each user of pks is active, and the digest of their session auth hash; deleted ones are absent.
+
+    Under Django's own rules the hash is an HMAC of the password column alone:
+    a sweep reads that column, not whole users, and computes the HMAC again
+    only for a password that changed since the last sweep (docs/performance.md).
+    """
+    global _known
+    columns = _columns(model)
+    rows = model._default_manager
+    standing: dict[Any, tuple[bool, str | None]] = {}
+    if columns is None:  # a user model with rules of its own: ask each user
+        for batch in _batches(pks):
+            standing.update(
+                (user.pk, (getattr(user, "is_active", True), _auth_digest(user))) for user in rows.filter(pk__in=batch)
+            )
+        return standing
+    known: dict[Any, tuple[str, str | None]] = {}
     for batch in _batches(pks):
-        users.update((user.pk, user) for user in model._default_manager.filter(pk__in=batch))
-    return users
+        for pk, password, *active in rows.filter(pk__in=batch).values_list(*columns):
+            hashed = _known.get(pk)
+            if hashed is None or hashed[0] != password:
+                hashed = (password, _auth_digest(model(pk=pk, password=password)))
+            known[pk] = hashed
+            standing[pk] = (active[0] if active else True, hashed[1])
+    _known = known  # only the users of this sweep's streams
+    return standing
+
+
+def _columns(model: Any) -> tuple[str, ...] | None:
+    """Return the columns that decide a user's standing when the model keeps Django's rules; None: it has its own."""
+    from django.contrib.auth.base_user import AbstractBaseUser  # a model: not importable before the apps load
+
+    if any(getattr(model, name, None) is not vars(AbstractBaseUser).get(name) for name in _DJANGOS_HASH):
+        return None
+    try:
+        model._meta.get_field("is_active")
+    except FieldDoesNotExist:
+        return ("pk", "password") if model.is_active is True else None  # AbstractBaseUser's constant
+    return ("pk", "password", "is_active")
 
 
 def _memberships(pks: set[Any]) -> dict[Any, frozenset[str]]:

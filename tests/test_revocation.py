@@ -129,6 +129,38 @@ def test_a_stream_opened_without_a_session_is_judged_by_the_rest_of_its_grant():
     assert revocation.revoked({grant}) == {grant}
 
 
+@pytest.mark.parametrize("change", [{"password": "pbkdf2_sha256$1$other$hash"}, {"is_active": False}])
+def test_a_change_made_without_signals_is_found_by_the_next_sweep(change):
+    # What the periodic sweep is for: an UPDATE, a script or another
+    # application changed the user and no process heard of it.
+    alice = User.objects.create_user("alice", password="x")
+    grant = revocation.grant_for(alice, session_for(alice), [])
+    assert grant is not None
+    assert revocation.revoked({grant}) == set()  # this sweep remembers alice's password
+    User.objects.filter(pk=alice.pk).update(**change)
+    assert revocation.revoked({grant}) == {grant}
+
+
+class OwnHashUser(User):
+    """A user model whose session auth hash has rules of its own: the username counts too."""
+
+    class Meta:
+        proxy = True
+        app_label = "tests"
+
+    def get_session_auth_hash(self):
+        return f"{self.username}:{super().get_session_auth_hash()}"
+
+
+def test_a_user_model_with_its_own_session_hash_is_judged_by_it():
+    # Django's own hash depends on the password column alone, which the sweep
+    # reads instead of whole users; any other rules need the whole user.
+    alice = OwnHashUser.objects.get(pk=User.objects.create_user("alice", password="x").pk)
+    own = revocation.digest(alice.get_session_auth_hash())
+    assert revocation._standing(OwnHashUser, {alice.pk}) == {alice.pk: (True, own)}
+    assert revocation._standing(User, {alice.pk}) != {alice.pk: (True, own)}
+
+
 def _remove_from_group(user, session_key):
     user.groups.remove(Group.objects.get(name="staff"))
 
