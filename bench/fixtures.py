@@ -1,8 +1,10 @@
 """A fresh database with N users, each signed in through a saved session (bulk, fast)."""
 
+import contextlib
 import os
 import secrets
 import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -64,3 +66,25 @@ def populate(count: int) -> list[tuple[str, int]]:
         )
     Session.objects.bulk_create(sessions, batch_size=2000)
     return [(session.session_key, user.pk) for session, user in zip(sessions, users, strict=True)]
+
+
+@contextlib.contextmanager
+def populated(kind: str, count: int) -> Iterator[list[tuple[str, int]]]:
+    """Set Django up in this process on a new database of count signed-in users; drop it after.
+
+    For the in-process benches: the in-memory channel layer (no Redis), bench.settings.
+    """
+    url, name = create_database(kind)
+    os.environ["DATABASE_URL"] = url
+    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
+    os.environ.pop("REDIS_URL", None)
+    import django
+
+    django.setup()
+    from django.db import connections
+
+    try:
+        yield populate(count)
+    finally:
+        connections.close_all()
+        drop_database(kind, name)

@@ -12,12 +12,11 @@ publish included. Target (issue 3): well under 1 s of database work at 10,000 us
 
 import argparse
 import json
-import os
 import statistics
 import time
 from typing import Any
 
-from bench.fixtures import create_database, drop_database, populate
+from bench.fixtures import populated
 
 
 class _QueryTimer:
@@ -60,21 +59,8 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--db", choices=["postgres", "sqlite"], default="postgres")
     args = parser.parse_args()
-    url, name = create_database(args.db)
-    os.environ["DATABASE_URL"] = url
-    os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
-    os.environ.pop("REDIS_URL", None)  # the in-memory layer
-    import django
-
-    django.setup()
-    from django.db import connections
-
-    try:
-        populate(args.users)
+    with populated(args.db, args.users):  # the in-memory layer: this times the database, not the send
         results = measure(args.runs)
-    finally:
-        connections.close_all()
-        drop_database(args.db, name)
     summary = {
         "bench": "notify_everyone",
         "db": args.db,

@@ -60,6 +60,11 @@ def test_idle_streams_get_their_heartbeats():
     assert result["heartbeats_per_stream"] >= 2, result
 
 
+def test_sweep_bench_checks_every_grant_and_revokes_none():
+    result = bench("--users", "30", "--runs", "2", module="bench.sweep")
+    assert (result["grants"], result["revoked"]) == (30, 0), result
+
+
 def test_notify_everyone_bench_sends_one_notification_to_every_user():
     result = bench("--users", "30", "--runs", "1", module="bench.notify_everyone")
     assert result["rows_per_run"] == 30, result  # one delivery row per user, in one statement
