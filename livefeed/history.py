@@ -25,8 +25,6 @@ import contextvars
 import json
 import weakref
 
-from django.db.models import Max, Min
-
 from livefeed import conf, eventlog, instruments, sse
 from livefeed.language import MARK
 
@@ -40,15 +38,11 @@ Row = tuple[int, str, str, str, bytes]  # id, channel, event, data, the SSE byte
 
 
 def _read(after: int, capacity: int) -> tuple[list[tuple[int, str, str, str]], int, int | None, bool]:
-    """Return the log's rows after `after` (at most capacity), its newest id before them, its oldest after them,
+    """Return the log's rows after `after` (at most capacity), its newest and oldest ids,
     and whether those were all of them."""
     from livefeed.models import Event
 
-    # The newest id before the rows: every id up to it is visible to the read below.
-    high = Event.objects.aggregate(high=Max("id"))["high"] or 0
-    rows = list(Event.objects.since(after).values_list("id", "channel", "event", "data")[: capacity + 1])
-    # The oldest id after the rows: a prune that ran before them shows here.
-    low = Event.objects.aggregate(low=Min("id"))["low"]
+    rows, high, low = Event.objects.window(after, capacity + 1)
     return rows[:capacity], high, low, len(rows) <= capacity
 
 

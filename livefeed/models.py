@@ -30,6 +30,34 @@ class EventQuerySet(models.QuerySet):
         """Return the events of every channel newer than last_id, oldest first."""
         return self.filter(id__gt=last_id).order_by("id")
 
+    def window(self, after: int, limit: int) -> tuple[list[tuple[int, str, str, str]], int, int | None]:
+        """Return up to limit (id, channel, event, data) of every channel newer than after, oldest first,
+        and the log's newest and oldest ids, all seen at one moment.
+
+        One statement, so one snapshot: no row can commit or be pruned between the
+        rows and the ids that say how far they reach. A reconnect storm asks it over
+        and over, and three ORM queries cost most of a reconnect's share of it
+        (docs/performance.md#the-replay-windows-read-in-one-statement).
+        """
+        connection = connections[self.db]
+        quote = connection.ops.quote_name
+        meta = self.model._meta
+        table = quote(meta.db_table)
+        pk, channel, event, data = (
+            quote(str(cast(models.Field, meta.get_field(name)).column)) for name in ("id", "channel", "event", "data")
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT b.high, b.low, e.{pk}, e.{channel}, e.{event}, e.{data}"
+                f" FROM (SELECT MAX({pk}) AS high, MIN({pk}) AS low FROM {table}) b"
+                f" LEFT JOIN (SELECT {pk}, {channel}, {event}, {data} FROM {table} WHERE {pk} > %s"
+                f" ORDER BY {pk} LIMIT %s) e ON 1 = 1 ORDER BY e.{pk}",
+                [after, limit],
+            )
+            fetched = cursor.fetchall()
+        high, low = fetched[0][:2]  # the aggregate's one row, joined to no event when none is newer
+        return [row[2:] for row in fetched if row[2] is not None], high or 0, low
+
     def prune(self, older_than_seconds: float) -> int:
         """Delete events past the replay retention; return how many went."""
         cutoff = timezone.now() - datetime.timedelta(seconds=older_than_seconds)

@@ -86,13 +86,17 @@ def test_a_prune_between_the_replays_reads_gives_a_reset_not_a_silent_gap(alice_
         livefeed.publish(channel, "tick", {"n": n})
     ids = list(Event.objects.order_by("id").values_list("id", flat=True))
     Event.objects.filter(pk__lte=ids[2]).update(created_at=timezone.now() - datetime.timedelta(days=2))
-    original = EventQuerySet.since
 
-    def prune_then_read(self, last_id):
-        Event.objects.prune(older_than_seconds=24 * 3600)  # livefeed_prune, run by cron just now
-        return original(self, last_id)
+    def pruned_first(read):
+        def prune_then_read(self, *args):
+            Event.objects.prune(older_than_seconds=24 * 3600)  # livefeed_prune, run by cron just now
+            return read(self, *args)
 
-    monkeypatch.setattr(EventQuerySet, "since", prune_then_read)
+        return prune_then_read
+
+    # Whichever reads the replay: the window of recent rows, or the log itself.
+    monkeypatch.setattr(EventQuerySet, "window", pruned_first(EventQuerySet.window))
+    monkeypatch.setattr(EventQuerySet, "since", pruned_first(EventQuerySet.since))
 
     async def scenario():
         # The client saw n=0; n=1 and n=2 are pruned under its replay.
