@@ -112,23 +112,12 @@ def _uvicorn(app: str, port: int) -> list[str]:
     ]  # fmt: skip
 
 
-class SseStarlette(Livefeed):
-    """bench/peers/starlette_app.py on uvicorn (uvloop, httptools): Redis pub/sub, local fan-out."""
+class RedisPublisher:
+    """Publishes as bench/peers/starlette_app.py and floor.py read it: one Redis PUBLISH per event, no log."""
 
-    name = "sse-starlette"
-    path = "/stream/"
-    cookie = "bench_user"
-
-    def start_server(self, env: dict[str, str]) -> servers.Process:
-        port = servers.free_port()
-        args = _uvicorn("bench.peers.starlette_app:app", port)
-        if not hasattr(self, "_redis"):
-            self._redis: Any = None
-            self._next_id = 0
-        return servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
-
-    def cookie_value(self, session_key: str, pk: int) -> str:
-        return str(pk)
+    harness: Any
+    _redis: Any = None
+    _next_id = 0
 
     def publish(self, channel: str, data: dict) -> None:
         import json
@@ -140,6 +129,44 @@ class SseStarlette(Livefeed):
         self._next_id += 1
         event = {"id": self._next_id, "event": "bench", "data": json.dumps(data, separators=(",", ":"))}
         self._redis.publish(f"bench:{channel}", json.dumps(event))
+
+
+class SseStarlette(RedisPublisher, Livefeed):
+    """bench/peers/starlette_app.py on uvicorn (uvloop, httptools): Redis pub/sub, local fan-out."""
+
+    name = "sse-starlette"
+    path = "/stream/"
+    cookie = "bench_user"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        port = servers.free_port()
+        args = _uvicorn("bench.peers.starlette_app:app", port)
+        return servers.Process(f"bench-uvicorn-{port}", args, port, env).start()
+
+    def cookie_value(self, session_key: str, pk: int) -> str:
+        return str(pk)
+
+
+class DjangoFloor(RedisPublisher, Livefeed):
+    """bench/peers/floor.py on one daphne: an async Django view and StreamingHttpResponse, nothing of livefeed."""
+
+    name = "django-floor"
+    settings = "bench.peers.floor_settings"
+    app = "bench.peers.floor:application"
+    path = "/stream/"
+
+
+class DjangoFloorBare(DjangoFloor):
+    """The floor with no middleware and no session: the cookie names the user, as for sse-starlette."""
+
+    name = "django-floor-bare"
+    cookie = "bench_user"
+
+    def start_server(self, env: dict[str, str]) -> servers.Process:
+        return super().start_server({**env, "BENCH_FLOOR": "bare"})
+
+    def cookie_value(self, session_key: str, pk: int) -> str:
+        return str(pk)
 
 
 class DjangoEventstream(Livefeed):
@@ -170,6 +197,8 @@ TARGETS = {
     "livefeed-granian": LivefeedGranian,
     "sse-starlette": SseStarlette,
     "django-eventstream": DjangoEventstream,
+    "django-floor": DjangoFloor,
+    "django-floor-bare": DjangoFloorBare,
 }
 
 

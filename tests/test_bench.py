@@ -46,6 +46,21 @@ def test_every_event_reaches_every_stream_once(scenario):
     ), result
 
 
+@pytest.mark.parametrize("target", ["django-floor", "django-floor-bare"])
+def test_the_floor_of_the_stack_delivers_every_event_once(target):
+    """The bare stack that docs/performance.md measures livefeed against carries the same load."""
+    result = bench("--streams", str(STREAMS), "--scenario", "personal", "--target", target)
+    assert result["connect_connected"] == STREAMS, result  # a thread each: Django's own handler
+    assert result["connect_queries_per_stream"] == (0 if target.endswith("bare") else 2), result
+    assert result["expected"] > 0
+    assert (result["delivered"], result["lost"], result["duplicated"], result["misrouted"]) == (
+        result["expected"],
+        0,
+        0,
+        0,
+    ), result
+
+
 def test_a_reconnect_storm_replays_what_every_stream_missed():
     result = bench("--streams", str(STREAMS), "--scenario", "storm")
     assert_every_stream_opened(result)
