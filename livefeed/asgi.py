@@ -282,3 +282,8 @@ def _tune_gc() -> None:
     threshold = conf.get("GC_THRESHOLD")
     if threshold is not None:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])
+        # What Django set up lives as long as the process: full collections need not
+        # walk it. They run most under a reconnect storm, as the streams it replaces
+        # leave their garbage (docs/performance.md#garbage-collection).
+        gc.collect()
+        gc.freeze()

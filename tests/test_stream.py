@@ -574,15 +574,23 @@ def test_a_middleware_may_answer_instead_of_the_stream(alice_session, settings):
 
 
 @pytest.mark.parametrize("threshold", [12_345, None])
-def test_the_asgi_application_sets_the_gc_threshold_unless_told_not_to(settings, threshold):
+def test_the_asgi_application_tunes_the_gc_unless_told_not_to(settings, threshold):
+    """The threshold, and what start-up built moved out of the collector's walks; None: Python's gc as it was."""
     before = gc.get_threshold()
     settings.LIVEFEED = {"GC_THRESHOLD": threshold}
     try:
         gc.set_threshold(700, *before[1:])
+        gc.unfreeze()
+        walked = len(gc.get_objects())  # what a full collection walks (not the frozen)
         get_asgi_application()
         assert gc.get_threshold() == (threshold or 700, *before[1:])
+        if threshold is None:
+            assert len(gc.get_objects()) > walked / 2
+        else:
+            assert len(gc.get_objects()) < walked / 10
     finally:
         gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def test_a_stream_that_fails_inside_ends_cleanly_and_lets_go_of_its_reader(alice_session, monkeypatch, caplog):
