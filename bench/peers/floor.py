@@ -15,43 +15,27 @@ own (docs/performance.md#the-floor-of-the-stack).
 """
 
 import asyncio
-import contextlib
 import gc
-import json
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.peers.floor_settings")
 
-import redis.asyncio as redis  # noqa: E402
 from asgiref.sync import sync_to_async  # noqa: E402
 from django.core.asgi import get_asgi_application  # noqa: E402
 from django.db import connection  # noqa: E402
 from django.http import JsonResponse, StreamingHttpResponse  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from bench.peers.fanout import fan_out  # noqa: E402
 from bench.stats import with_stats  # noqa: E402
 
-PREFIX = "bench:"  # what bench.targets.RedisPublisher publishes to
 BARE = os.environ.get("BENCH_FLOOR") == "bare"
 readers: dict[str, set[asyncio.Queue]] = {}
 _pump: list[asyncio.Task] = []
 
 
-async def _receive() -> None:
-    client = redis.from_url(os.environ["REDIS_URL"])
-    pubsub = client.pubsub()
-    await pubsub.psubscribe(PREFIX + "*")
-    async for message in pubsub.listen():
-        if message["type"] != "pmessage":
-            continue
-        queues = readers.get(message["channel"].decode().removeprefix(PREFIX))
-        if not queues:
-            continue
-        event = json.loads(message["data"])
-        item = f"id: {event['id']}\nevent: {event['event']}\ndata: {event['data']}\n\n".encode()
-        for queue in queues:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(item)
+def _encode(event: dict) -> bytes:
+    return f"id: {event['id']}\nevent: {event['event']}\ndata: {event['data']}\n\n".encode()
 
 
 def _close_connection() -> None:
@@ -69,7 +53,7 @@ async def stream(request):
     if not pk:
         return JsonResponse({"error": "Sign in"}, status=401)
     if not _pump:
-        _pump.append(asyncio.create_task(_receive()))
+        _pump.append(asyncio.create_task(fan_out(readers, _encode)))
     channels = [f"user.{pk}", "broadcast"]
     queue: asyncio.Queue = asyncio.Queue(256)
     for channel in channels:

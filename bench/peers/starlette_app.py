@@ -9,36 +9,21 @@ encodes each event once and fans the bytes out. No session or database: a
 
 import asyncio
 import contextlib
-import json
 import os
 import threading
 
-import redis.asyncio as redis
 from sse_starlette.sse import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-PREFIX = "bench:"
+from bench.peers.fanout import fan_out
+
 readers: dict[str, set[asyncio.Queue]] = {}
 
 
-async def _pump() -> None:
-    client = redis.from_url(os.environ["REDIS_URL"])
-    pubsub = client.pubsub()
-    await pubsub.psubscribe(PREFIX + "*")
-    async for message in pubsub.listen():
-        if message["type"] != "pmessage":
-            continue
-        channel = message["channel"].decode()[len(PREFIX) :]
-        queues = readers.get(channel)
-        if not queues:
-            continue
-        event = json.loads(message["data"])
-        item = ServerSentEvent(data=event["data"], event=event["event"], id=str(event["id"])).encode()
-        for queue in queues:
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(item)
+def _encode(event: dict) -> bytes:
+    return ServerSentEvent(data=event["data"], event=event["event"], id=str(event["id"])).encode()
 
 
 async def stream(request):
@@ -68,7 +53,7 @@ async def stats(request):
 
 @contextlib.asynccontextmanager
 async def lifespan(app):
-    task = asyncio.create_task(_pump())
+    task = asyncio.create_task(fan_out(readers, _encode))
     yield
     task.cancel()
 
