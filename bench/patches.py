@@ -1,7 +1,7 @@
 """Experiments: changes to the engine tried from the bench, never shipped (`--patch NAME`).
 
 Each is a candidate for livefeed itself; docs/performance.md gives what it measured.
-(`coalesce` and `fifo-connects` were adopted by the engine and left this list; `keep-db`
+(`coalesce`, `fifo-connects` and `gc-freeze` were adopted by the engine and left this list; `keep-db`
 gave way to the connection pool bench/settings.py turns on.)
 Settings patches are applied by bench/settings.py, code patches by bench/asgi.py.
 """
