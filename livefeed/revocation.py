@@ -27,6 +27,8 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import FieldDoesNotExist
+from django.db import connections
+from django.db.models import BooleanField, F, Func, QuerySet, Value
 from django.utils import timezone
 
 from livefeed import conf, eventlog
@@ -40,7 +42,7 @@ logger = logging.getLogger("livefeed")
 _IDLE = 60
 # What computes a session auth hash in Django: a user model that replaces either has rules of its own.
 _DJANGOS_HASH = ("get_session_auth_hash", "_get_session_auth_hash")
-# Ids per IN (...) list: well under SQLite's and PostgreSQL's parameter limits.
+# Ids per IN (...) list: well under SQLite's parameter limit (PostgreSQL takes one array).
 _BATCH = 2000
 
 
@@ -169,10 +171,34 @@ def revoked(grants: set[Grant]) -> set[Grant]:
 _revoked_in_thread = eventlog.in_thread(revoked, thread_sensitive=False)
 
 
-def _batches(values: set[Any]) -> Iterable[list[Any]]:
+class _Any(Func):
+    """`column = ANY(array)`: the values as one array parameter (PostgreSQL).
+
+    An IN list binds one parameter per value, and psycopg parses such a long
+    statement afresh every time (it caches only short ones): with thousands of
+    streams that was a large part of each sweep (docs/performance.md).
+    """
+
+    arg_joiner = " = ANY("
+    template = "%(expressions)s)"
+    conditional = True
+    output_field = BooleanField()
+
+
+def _among(rows: QuerySet, field: str, values: set[Any]) -> Iterable[QuerySet]:
+    """Yield querysets that together hold the rows whose field is one of values."""
+    if not values:
+        return
+    connection = connections[rows.db]
+    if connection.vendor == "postgresql":
+        meta = rows.model._meta
+        column = meta.pk if field == "pk" else meta.get_field(field)
+        array = [column.get_db_prep_value(value, connection) for value in values]
+        yield rows.filter(_Any(F(field), Value(array)))
+        return
     ordered = list(values)
     for start in range(0, len(ordered), _BATCH):
-        yield ordered[start : start + _BATCH]
+        yield rows.filter(**{f"{field}__in": ordered[start : start + _BATCH]})
 
 
 def _live_sessions(keys: set[str]) -> set[str] | None:
@@ -181,8 +207,7 @@ def _live_sessions(keys: set[str]) -> set[str] | None:
     if hasattr(store, "get_model_class"):  # the db and cached_db engines: one table
         model, now = store.get_model_class(), timezone.now()
         live: set[str] = set()
-        for batch in _batches(keys):
-            rows = model.objects.filter(session_key__in=batch, expire_date__gt=now)
+        for rows in _among(model.objects.filter(expire_date__gt=now), "session_key", keys):
             live.update(rows.values_list("session_key", flat=True))
         return live
     if settings.SESSION_ENGINE.endswith("signed_cookies"):
@@ -199,17 +224,15 @@ def _standing(model: Any, pks: set[Any]) -> dict[Any, tuple[bool, str | None]]:
     """
     global _known
     columns = _columns(model)
-    rows = model._default_manager
+    users = model._default_manager.all()
     standing: dict[Any, tuple[bool, str | None]] = {}
     if columns is None:  # a user model with rules of its own: ask each user
-        for batch in _batches(pks):
-            standing.update(
-                (user.pk, (getattr(user, "is_active", True), _auth_digest(user))) for user in rows.filter(pk__in=batch)
-            )
+        for rows in _among(users, "pk", pks):
+            standing.update((user.pk, (getattr(user, "is_active", True), _auth_digest(user))) for user in rows)
         return standing
     known: dict[Any, tuple[str, str | None]] = {}
-    for batch in _batches(pks):
-        for pk, password, *active in rows.filter(pk__in=batch).values_list(*columns):
+    for rows in _among(users, "pk", pks):
+        for pk, password, *active in rows.values_list(*columns):
             hashed = _known.get(pk)
             if hashed is None or hashed[0] != password:
                 hashed = (password, _auth_digest(model(pk=pk, password=password)))
@@ -240,10 +263,10 @@ def _memberships(pks: set[Any]) -> dict[Any, frozenset[str]]:
         field: Any = get_user_model()._meta.get_field("groups")
     except FieldDoesNotExist:
         return {}
-    rows = field.remote_field.through._default_manager
+    memberships = field.remote_field.through._default_manager.all()
     user_id, group_id = f"{field.m2m_field_name()}_id", f"{field.m2m_reverse_field_name()}_id"
     found: dict[Any, set[str]] = {}
-    for batch in _batches(pks):
-        for user, group in rows.filter(**{f"{user_id}__in": batch}).values_list(user_id, group_id):
+    for rows in _among(memberships, user_id, pks):
+        for user, group in rows.values_list(user_id, group_id):
             found.setdefault(user, set()).add(str(group))
     return {user: frozenset(groups) for user, groups in found.items()}
