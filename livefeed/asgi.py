@@ -284,6 +284,6 @@ def _tune_gc() -> None:
         gc.set_threshold(threshold, *gc.get_threshold()[1:])
         # What Django set up lives as long as the process: full collections need not
         # walk it. They run most under a reconnect storm, as the streams it replaces
-        # leave their garbage (docs/performance.md#garbage-collection).
+        # leave their garbage (docs/performance.md#start-up-objects-frozen).
         gc.collect()
         gc.freeze()

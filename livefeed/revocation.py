@@ -176,7 +176,8 @@ class _Any(Func):
 
     An IN list binds one parameter per value, and psycopg parses such a long
     statement afresh every time (it caches only short ones): with thousands of
-    streams that was a large part of each sweep (docs/performance.md).
+    streams that was a large part of each sweep
+    (docs/performance.md#the-sweeps-lists-as-one-array-postgresql).
     """
 
     arg_joiner = " = ANY("
