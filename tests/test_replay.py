@@ -79,8 +79,8 @@ def test_a_client_ahead_of_the_log_is_reset_to_the_logs_newest_id_and_keeps_stre
     assert replayed[0].last_event_id == live.last_event_id
 
 
-def test_a_prune_between_the_replays_reads_gives_a_reset_not_a_silent_gap(alice_channel, monkeypatch):
-    """The rows after the client's id are pruned while its replay runs: it must learn of the loss."""
+def test_a_prune_as_the_replay_reads_gives_a_reset_not_a_silent_gap(alice_channel, monkeypatch):
+    """The rows after the client's id are pruned as its replay reads the log: it must learn of the loss."""
     channel, key = alice_channel
     for n in range(5):
         livefeed.publish(channel, "tick", {"n": n})
