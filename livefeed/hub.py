@@ -10,7 +10,6 @@ a non-blocking push to each, `group_discard` when the last reader leaves.
 import asyncio
 import contextvars
 import logging
-import math
 import time
 import weakref
 from typing import Any
@@ -45,7 +44,7 @@ class Reader:
 
     __slots__ = (
         "channels", "items", "maxsize", "waiter", "overflowed", "subscribed", "release", "session", "expires",
-        "written", "language", "slot", "__weakref__",
+        "written", "language", "__weakref__",
     )  # fmt: skip
 
     release: weakref.finalize  # set by Hub.reserve
@@ -65,7 +64,6 @@ class Reader:
         self.overflowed = False
         self.subscribed = False
         self.written = time.monotonic()  # when the stream last had something to write
-        self.slot: int | None = None  # where in its hub's wheel it waits for its next look
 
     def _put(self, item: tuple[int | None, bytes]) -> bool:
         if len(self.items) >= self.maxsize:
@@ -118,10 +116,6 @@ class Hub:
         self.streams: weakref.WeakSet[Reader] = weakref.WeakSet()
         self.per_user: dict[Any, int] = {}
         self.html_readers: weakref.WeakSet[Reader] = weakref.WeakSet()  # ?format=html streams
-        # The ticker's wheel: each subscribed reader waits in the slot of the tick that next
-        # looks at it, so a tick looks at the readers due then, not at every stream.
-        self.wheel: list[set[Reader]] = [set() for _ in range(_TICKS + 1)]
-        self.turn = 0  # the slot the next tick looks at
         self.channel_name: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -178,7 +172,6 @@ class Hub:
                     await self._discard(channel)
                 raise
             reader.subscribed = True
-            self._schedule(reader, time.monotonic(), *_pace())
 
     async def remove(self, reader: Reader) -> None:
         """Forget reader; leave the groups nobody here reads any more. Idempotent."""
@@ -188,9 +181,6 @@ class Hub:
         if not reader.subscribed:
             return
         reader.subscribed = False
-        if reader.slot is not None:
-            self.wheel[reader.slot].discard(reader)
-            reader.slot = None
         emptied = self._forget(reader)
         if emptied:
             async with self._lock:
@@ -298,40 +288,21 @@ class Hub:
         # that wrote nothing for about HEARTBEAT seconds: streams that receive
         # events need none. An idle stream gets one every HEARTBEAT; a stream
         # is never silent for more than HEARTBEAT * (1 + 1 / (2 * _TICKS)).
-        # Each tick looks only at the readers due by then (the wheel): walking
-        # every stream on every tick was most of the ticker's cost with many
-        # idle streams (docs/performance.md#the-tickers-wheel).
         while True:
-            period, quiet = _pace()
-            await asyncio.sleep(period)
-            self._turn_wheel(time.monotonic(), period, quiet)
+            heartbeat = conf.get("HEARTBEAT")
+            await asyncio.sleep(heartbeat / _TICKS)
+            self._turn(time.monotonic(), heartbeat)
             await self._refresh_groups()
 
-    def _turn_wheel(self, now: float, period: float, quiet: float) -> None:
-        """One tick: end the streams past MAX_AGE and give a heartbeat to the quiet ones, of those due now."""
-        due, self.wheel[self.turn] = self.wheel[self.turn], set()
-        self.turn = (self.turn + 1) % len(self.wheel)
-        for reader in due:
-            reader.slot = None
+    def _turn(self, now: float, heartbeat: float) -> None:
+        """One tick: end the streams past MAX_AGE, give a heartbeat to those quiet since about HEARTBEAT ago."""
+        quiet_since = now - heartbeat + heartbeat / _TICKS / 2
+        for reader in self.streams:
             if reader.expires and reader.expires < now:
                 reader.expires = None
                 reader.end()  # reconnect, and so sign in again
-                continue
-            if reader.written <= now - quiet:
+            elif reader.written <= quiet_since:
                 reader.keep_alive()
-                reader.written = now  # its heartbeat is on its way
-            self._schedule(reader, now, period, quiet)
-
-    def _schedule(self, reader: Reader, now: float, period: float, quiet: float) -> None:
-        """Put reader in the slot of the first tick that may find its heartbeat or expiry due."""
-        due = reader.written + quiet
-        if reader.expires:
-            due = min(due, reader.expires)
-        # Ticks come at least `period` apart: the n-th from now comes after now + (n - 1) * period.
-        # One that comes before `due` looks again at the next tick.
-        ahead = min(len(self.wheel), max(1, math.floor((due - now) / period) + 1))
-        reader.slot = (self.turn + ahead - 1) % len(self.wheel)
-        self.wheel[reader.slot].add(reader)
 
     async def _recover(self) -> None:
         # The pub/sub layer is at-most-once (docs/design.md#trap-6): what it lost
@@ -398,13 +369,6 @@ class Hub:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
-
-
-def _pace() -> tuple[float, float]:
-    """Return the ticker's period, and how long a stream may stay silent before a tick gives it a heartbeat."""
-    heartbeat = conf.get("HEARTBEAT")
-    period = heartbeat / _TICKS
-    return period, heartbeat - period / 2
 
 
 def unpacked(message: dict[str, Any]) -> list[dict[str, Any]]:
