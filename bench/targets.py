@@ -128,7 +128,9 @@ class RedisPublisher:
             self._redis = redis.Redis.from_url(self.harness.redis_url)
         self._next_id += 1
         event = {"id": self._next_id, "event": "bench", "data": json.dumps(data, separators=(",", ":"))}
-        self._redis.publish(f"bench:{channel}", json.dumps(event))
+        from bench.peers.fanout import PREFIX
+
+        self._redis.publish(PREFIX + channel, json.dumps(event))
 
 
 class SseStarlette(RedisPublisher, Livefeed):

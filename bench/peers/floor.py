@@ -28,6 +28,7 @@ from django.urls import path  # noqa: E402
 
 from bench.peers.fanout import fan_out  # noqa: E402
 from bench.stats import with_stats  # noqa: E402
+from livefeed.conf import DEFAULTS  # noqa: E402
 
 BARE = os.environ.get("BENCH_FLOOR") == "bare"
 readers: dict[str, set[asyncio.Queue]] = {}
@@ -80,7 +81,7 @@ async def stream(request):
 
 urlpatterns = [path("stream/", stream)]
 
-# livefeed's GC_THRESHOLD (livefeed.asgi): the floor is not charged for what livefeed fixed already.
-gc.set_threshold(10_000, *gc.get_threshold()[1:])
+# livefeed's default GC_THRESHOLD (livefeed.asgi): the floor is not charged for what livefeed fixed already.
+gc.set_threshold(DEFAULTS["GC_THRESHOLD"], *gc.get_threshold()[1:])
 
 application = with_stats(get_asgi_application())
