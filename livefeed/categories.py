@@ -136,18 +136,16 @@ def choose_language(user: Any, code: Any) -> None:
 
 def without_muted(category: str, users: list[Any]) -> list[Any]:
     """Return users less those with in-app off for category (notify(recipient=...)'s readers)."""
-    muted = muted_users(category)
-    if muted == []:
+    options = categories().get(category, {})
+    if options.get("required") or not options:
         return users
-    from django.contrib.auth import get_user_model
-
-    silent = set(
-        get_user_model()
-        ._default_manager.filter(pk__in=[user.pk for user in users])
-        .filter(pk__in=muted)
-        .values_list("pk", flat=True)
+    # These users' own rows only, not muted_users()'s subquery of everyone:
+    # notify() asks this on every send (docs/performance.md#notify-to-the-browser).
+    chosen = dict(
+        _preferences().filter(category=category, user__in=[user.pk for user in users]).values_list("user", "in_app")
     )
-    return [user for user in users if user.pk not in silent]
+    default = options["in_app"]
+    return [user for user in users if (default if chosen.get(user.pk) is None else chosen[user.pk])]
 
 
 def category_choices() -> list[tuple[str, str]]:

@@ -20,6 +20,8 @@ from livefeed.categories import muted_users, validate_category
 
 logger = logging.getLogger("livefeed")
 
+_COUNT_BATCH = 2000  # users per counts() statement: within every backend's limit on parameters
+
 
 class EventQuerySet(models.QuerySet):
     def after(self, last_id: int, channels: list[str]) -> "EventQuerySet":
@@ -289,20 +291,35 @@ class DeliveryQuerySet(models.QuerySet):
         )
 
     def counts(self, user_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
-        """Return {user_id: {"unread_count": n, "unseen_count": n}} in one query."""
+        """Return {user_id: {"unread_count": n, "unseen_count": n}}, one statement per _COUNT_BATCH users.
+
+        Every listed() row of these users counts, whatever else filters self.
+        Written as SQL: notify() runs it on every send and the inbox on every
+        change, and Django took several times the statement's own time to build
+        the grouped, filtered aggregate (docs/performance.md#notify-to-the-browser).
+        Its WHERE is listed()'s, and a test holds the two to the same rows.
+        """
         result = {pk: {"unread_count": 0, "unseen_count": 0} for pk in user_ids}
-        rows = (
-            self.filter(user__in=list(result))
-            .listed()
-            .values("user")
-            .annotate(
-                unread_count=models.Count("pk", filter=models.Q(read_at__isnull=True)),
-                unseen_count=models.Count("pk", filter=models.Q(seen_at__isnull=True)),
-            )
-            .order_by()
-        )
-        for row in rows:
-            result[row.pop("user")] = row
+        connection = connections[self.db]
+        user = cast(models.ForeignKey, self.model._meta.get_field("user"))
+        column = connection.ops.quote_name(user.column)
+        keys = {user.get_db_prep_value(pk, connection): pk for pk in result}  # back to the caller's own keys
+        now = connection.ops.adapt_datetimefield_value(timezone.now())
+        ids = list(keys)
+        with connection.cursor() as cursor:
+            for start in range(0, len(ids), _COUNT_BATCH):
+                batch = ids[start : start + _COUNT_BATCH]
+                cursor.execute(
+                    f"SELECT {column}, COUNT(CASE WHEN read_at IS NULL THEN 1 END),"
+                    " COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"
+                    f" FROM {connection.ops.quote_name(self.model._meta.db_table)}"
+                    f" WHERE {column} IN ({', '.join(['%s'] * len(batch))})"
+                    " AND archived_at IS NULL AND snoozed_until IS NULL AND (expires_at IS NULL OR expires_at > %s)"
+                    f" GROUP BY {column}",
+                    [*batch, now],
+                )
+                for pk, unread, unseen in cursor.fetchall():
+                    result[keys[pk]] = {"unread_count": unread, "unseen_count": unseen}
         return result
 
     def mark_read(self) -> int:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.db import router, transaction
+from django.db.models.signals import m2m_changed
 from django.utils import timezone
 from django.utils.functional import Promise
 
@@ -85,9 +86,7 @@ def notify(
         if users and group_key:
             folding.deliver(notification, users, using)
         elif users:
-            notification.recipients.add(
-                *users, through_defaults={"updated_at": notification.created_at, "expires_at": expires_at}
-            )
+            _add_recipients(notification, users, using)
     return notification
 
 
@@ -148,6 +147,40 @@ def announce_read(notification: "Notification") -> None:
 def _stored(notification: "Notification", data: dict[str, Any]) -> dict[str, Any]:
     """Return a group or everyone event's data as published: marked for the hub when it needs translating."""
     return language.marked(notification, data) if notification.translated else data
+
+
+def _add_recipients(notification: "Notification", users: list[Any], using: str) -> None:
+    """notification.recipients.add(*users) for a notification saved in this transaction.
+
+    Django's add() first asks which users already have a row; a notification
+    saved a moment ago has none, and that question was one of the dearest
+    statements of a send (docs/performance.md#notify-to-the-browser). The
+    m2m_changed signals go out as add() sends them: livefeed.signals announces
+    the notification on post_add, and any other receiver hears the same.
+    """
+    from livefeed.models import Delivery
+
+    pk_set = {user.pk for user in users}
+    signal = {
+        "sender": Delivery,
+        "instance": notification,
+        "reverse": False,
+        "model": type(notification).recipients.field.related_model,
+        "pk_set": pk_set,
+        "using": using,
+        "raw": False,
+    }
+    m2m_changed.send(action="pre_add", **signal)
+    Delivery.objects.using(using).bulk_create(
+        Delivery(
+            notification=notification,
+            user_id=pk,
+            updated_at=notification.created_at,
+            expires_at=notification.expires_at,
+        )
+        for pk in pk_set
+    )
+    m2m_changed.send(action="post_add", **signal)
 
 
 def _workflow_fields(group_key: Any, actions: Any, expires_at: Any) -> dict[str, Any]:

@@ -7,6 +7,7 @@ from asgiref.sync import sync_to_async
 from django.contrib.auth.models import Group, User
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
+from django.db.models.signals import m2m_changed
 from django.test.utils import CaptureQueriesContext
 
 import livefeed
@@ -106,6 +107,32 @@ def test_notifying_many_users_takes_as_many_statements_as_notifying_two():
     assert len(statements(users)) == len(statements(users[:2]))
     events = Event.objects.filter(event="notification").order_by("id")
     assert [event.channel for event in events] == [f"user.{user.pk}" for user in users + users[:2]]
+
+
+def test_notify_tells_m2m_changed_receivers_what_recipients_add_would(alice, bob):
+    """notify() adds its rows without asking which exist (none can), yet announces them as add() does."""
+    heard = []
+
+    def receiver(sender, action, instance, reverse, model, pk_set, using, **kwargs):
+        rows = Delivery.objects.filter(notification=instance).count()
+        heard.append((action, sender, instance.pk, reverse, model, pk_set, using, rows))
+
+    m2m_changed.connect(receiver, sender=Delivery)
+    try:
+        with CaptureQueriesContext(connection) as queries:
+            notification = livefeed.notify([alice, bob, alice], title="Hello both")
+    finally:
+        m2m_changed.disconnect(receiver, sender=Delivery)
+
+    pks = {alice.pk, bob.pk}
+    assert heard == [
+        ("pre_add", Delivery, notification.pk, False, User, pks, "default", 0),
+        ("post_add", Delivery, notification.pk, False, User, pks, "default", 2),
+    ]
+    existing = [
+        q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "livefeed_delivery"."user_id"')
+    ]
+    assert existing == []  # Django's add() asks this; a notification saved a moment ago has no rows
 
 
 def test_group_notification_is_one_event_for_the_members_only(alice, bob):

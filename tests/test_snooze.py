@@ -238,3 +238,42 @@ def test_overlapping_runs_bring_each_one_back_once(client, alice):
 
     assert sum(woken) == 20
     assert Event.objects.filter(event="notification", channel=f"user.{alice.pk}").count() == 40  # sent, back
+
+
+def test_the_counts_are_of_the_rows_the_inbox_lists(alice, bob, monkeypatch):
+    """Delivery.objects.counts() (SQL of its own) counts exactly listed()'s rows, for each user asked."""
+    from livefeed import models
+    from livefeed.models import Notification
+
+    now = timezone.now()
+    hour = datetime.timedelta(hours=1)
+    states = [
+        {},
+        {"read_at": now, "seen_at": now},
+        {"seen_at": now},
+        {"archived_at": now},
+        {"snoozed_until": now + hour},
+        {"expires_at": now - hour},
+        {"expires_at": now + hour},
+        {"read_at": now, "seen_at": now, "archived_at": now},
+    ]
+    for state in states:
+        Delivery.objects.create(notification=Notification.objects.create(title="x"), user=alice, **state)
+    Delivery.objects.create(notification=Notification.objects.create(title="y"), user=bob)
+    carol = User.objects.create_user("carol")
+    monkeypatch.setattr(models, "_COUNT_BATCH", 2)  # three users: two statements
+
+    counts = Delivery.objects.counts([alice.pk, bob.pk, carol.pk])
+
+    assert counts == {
+        alice.pk: {"unread_count": 3, "unseen_count": 2},
+        bob.pk: {"unread_count": 1, "unseen_count": 1},
+        carol.pk: {"unread_count": 0, "unseen_count": 0},
+    }
+    for user in (alice, bob, carol):
+        listed = Delivery.objects.filter(user=user).listed()
+        expected = {
+            "unread_count": listed.filter(read_at=None).count(),
+            "unseen_count": listed.filter(seen_at=None).count(),
+        }
+        assert counts[user.pk] == expected
