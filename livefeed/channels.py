@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.db import connections, router
 from django.utils.module_loading import import_string
 
 from livefeed import conf
@@ -112,8 +113,19 @@ def default_channels(user: Any) -> list[str]:
     """Return the channels every stream of this user reads (runs a query: call from sync code)."""
     if not user.is_authenticated:
         return [BROADCAST]
-    group_ids = user.groups.values_list("pk", flat=True)
-    return [user_channel(user), *(group_channel(pk) for pk in group_ids), USERS, BROADCAST]
+    return [user_channel(user), *(group_channel(pk) for pk in _group_ids(user)), USERS, BROADCAST]
+
+
+def _group_ids(user: Any) -> list[Any]:
+    # user.groups.values_list("pk") in plain SQL on the join table: every
+    # connect without a ticket asks it (livefeed.models.per_user).
+    from livefeed.models import per_user
+
+    groups = user._meta.get_field("groups")
+    through = groups.remote_field.through
+    rows = through._default_manager.db_manager(router.db_for_read(through, instance=user)).all()
+    column = connections[rows.db].ops.quote_name(groups.m2m_reverse_name())
+    return [pk for _, (pk,) in per_user(rows, [user.pk], column, field=groups.m2m_field_name())]
 
 
 def can_read(user: Any, channel: str, defaults: list[str]) -> bool:

@@ -162,10 +162,10 @@ def of_user(user: Any) -> str:
 
 def of_users(user_ids: Iterable[Any]) -> dict[Any, str]:
     """Return {user id: language} of those who chose one, in one query."""
-    from livefeed.models import Preference
+    from livefeed.models import Preference, per_user
 
-    rows = Preference.objects.filter(user__in=list(user_ids), category="").exclude(language="")
-    return dict(rows.values_list("user", "language"))
+    rows = per_user(Preference.objects.all(), user_ids, "language", "category = %s AND language <> %s", ["", ""])
+    return {pk: language for pk, (language,) in rows}
 
 
 def of_rows(rows: list["Delivery"]) -> dict[Any, str]:

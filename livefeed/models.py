@@ -1,6 +1,6 @@
 import datetime
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, cast
 
 from django.conf import settings
@@ -20,7 +20,45 @@ from livefeed.categories import muted_users, validate_category
 
 logger = logging.getLogger("livefeed")
 
-_COUNT_BATCH = 2000  # users per counts() statement: within every backend's limit on parameters
+_PER_USER_BATCH = 2000  # users per per_user() statement: within every backend's limit on parameters
+
+
+def per_user(
+    rows: models.QuerySet,
+    user_ids: Iterable[Any],
+    select: str,
+    where: str = "",
+    params: Sequence[Any] = (),
+    grouped: bool = False,
+    field: str = "user",
+) -> Iterator[tuple[Any, tuple[Any, ...]]]:
+    """Yield (user id as given, the other columns) of `SELECT user, {select} FROM rows' table
+    WHERE user IN (...) [AND {where}] [GROUP BY user]`, one statement per _PER_USER_BATCH users;
+    field names rows' foreign key to the user.
+
+    Plain SQL for the queries a send or a connect makes every time: Django took
+    several times a small statement's own time to build it
+    (docs/performance.md#notify-to-the-browser). rows gives the table and the
+    database only, not its filters.
+    """
+    connection = connections[rows.db]
+    user = cast(models.ForeignKey, rows.model._meta.get_field(field))
+    column = connection.ops.quote_name(user.column)
+    where = f" AND {where}" if where else ""
+    group = f" GROUP BY {column}" if grouped else ""
+    keys = {user.get_db_prep_value(pk, connection): pk for pk in user_ids}  # the database's value: the caller's
+    ids = list(keys)
+    table = connection.ops.quote_name(rows.model._meta.db_table)
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), _PER_USER_BATCH):
+            batch = ids[start : start + _PER_USER_BATCH]
+            among = ", ".join(["%s"] * len(batch))
+            cursor.execute(
+                f"SELECT {column}, {select} FROM {table} WHERE {column} IN ({among}){where}{group}",
+                [*batch, *params],
+            )
+            for pk, *values in cursor.fetchall():
+                yield keys[pk], tuple(values)
 
 
 class EventQuerySet(models.QuerySet):
@@ -291,35 +329,25 @@ class DeliveryQuerySet(models.QuerySet):
         )
 
     def counts(self, user_ids: Iterable[Any]) -> dict[Any, dict[str, int]]:
-        """Return {user_id: {"unread_count": n, "unseen_count": n}}, one statement per _COUNT_BATCH users.
+        """Return {user_id: {"unread_count": n, "unseen_count": n}}, in one statement per _PER_USER_BATCH users.
 
         Every listed() row of these users counts, whatever else filters self.
-        Written as SQL: notify() runs it on every send and the inbox on every
-        change, and Django took several times the statement's own time to build
-        the grouped, filtered aggregate (docs/performance.md#notify-to-the-browser).
-        Its WHERE is listed()'s, and a test holds the two to the same rows.
+        In SQL (per_user()): notify() runs it on every send and the inbox on
+        every change. Its WHERE is listed()'s, and a test holds the two to the
+        same rows.
         """
         result = {pk: {"unread_count": 0, "unseen_count": 0} for pk in user_ids}
-        connection = connections[self.db]
-        user = cast(models.ForeignKey, self.model._meta.get_field("user"))
-        column = connection.ops.quote_name(user.column)
-        keys = {user.get_db_prep_value(pk, connection): pk for pk in result}  # back to the caller's own keys
-        now = connection.ops.adapt_datetimefield_value(timezone.now())
-        ids = list(keys)
-        with connection.cursor() as cursor:
-            for start in range(0, len(ids), _COUNT_BATCH):
-                batch = ids[start : start + _COUNT_BATCH]
-                cursor.execute(
-                    f"SELECT {column}, COUNT(CASE WHEN read_at IS NULL THEN 1 END),"
-                    " COUNT(CASE WHEN seen_at IS NULL THEN 1 END)"
-                    f" FROM {connection.ops.quote_name(self.model._meta.db_table)}"
-                    f" WHERE {column} IN ({', '.join(['%s'] * len(batch))})"
-                    " AND archived_at IS NULL AND snoozed_until IS NULL AND (expires_at IS NULL OR expires_at > %s)"
-                    f" GROUP BY {column}",
-                    [*batch, now],
-                )
-                for pk, unread, unseen in cursor.fetchall():
-                    result[keys[pk]] = {"unread_count": unread, "unseen_count": unseen}
+        now = connections[self.db].ops.adapt_datetimefield_value(timezone.now())
+        rows = per_user(
+            self,
+            result,
+            "COUNT(CASE WHEN read_at IS NULL THEN 1 END), COUNT(CASE WHEN seen_at IS NULL THEN 1 END)",
+            "archived_at IS NULL AND snoozed_until IS NULL AND (expires_at IS NULL OR expires_at > %s)",
+            [now],
+            grouped=True,
+        )
+        for pk, (unread, unseen) in rows:
+            result[pk] = {"unread_count": unread, "unseen_count": unseen}
         return result
 
     def mark_read(self) -> int:

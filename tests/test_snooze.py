@@ -261,7 +261,7 @@ def test_the_counts_are_of_the_rows_the_inbox_lists(alice, bob, monkeypatch):
         Delivery.objects.create(notification=Notification.objects.create(title="x"), user=alice, **state)
     Delivery.objects.create(notification=Notification.objects.create(title="y"), user=bob)
     carol = User.objects.create_user("carol")
-    monkeypatch.setattr(models, "_COUNT_BATCH", 2)  # three users: two statements
+    monkeypatch.setattr(models, "_PER_USER_BATCH", 2)  # three users: two statements
 
     counts = Delivery.objects.counts([alice.pk, bob.pk, carol.pk])
 
