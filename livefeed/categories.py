@@ -139,11 +139,11 @@ def without_muted(category: str, users: list[Any]) -> list[Any]:
     options = categories().get(category, {})
     if options.get("required") or not options:
         return users
-    # These users' own rows only, not muted_users()'s subquery of everyone:
-    # notify() asks this on every send (docs/performance.md#notify-to-the-browser).
-    chosen = dict(
-        _preferences().filter(category=category, user__in=[user.pk for user in users]).values_list("user", "in_app")
-    )
+    from livefeed.models import per_user
+
+    # These users' own rows, in plain SQL: notify() asks on every send (livefeed.models.per_user).
+    rows = per_user(_preferences().all(), {user.pk for user in users}, "in_app", "category = %s", [category])
+    chosen = {pk: in_app for pk, (in_app,) in rows}
     default = options["in_app"]
     return [user for user in users if (default if chosen.get(user.pk) is None else chosen[user.pk])]
 
