@@ -158,7 +158,7 @@ def _add_recipients(notification: "Notification", users: list[Any], using: str) 
     m2m_changed signals go out as add() sends them: livefeed.signals announces
     the notification on post_add, and any other receiver hears the same.
     """
-    from livefeed.models import Delivery
+    from livefeed.models import Delivery, insert
 
     pk_set = {user.pk for user in users}
     signal = {
@@ -171,14 +171,12 @@ def _add_recipients(notification: "Notification", users: list[Any], using: str) 
         "raw": False,
     }
     m2m_changed.send(action="pre_add", **signal)
-    Delivery.objects.using(using).bulk_create(
-        Delivery(
-            notification=notification,
-            user_id=pk,
-            updated_at=notification.created_at,
-            expires_at=notification.expires_at,
-        )
-        for pk in pk_set
+    created, expires = notification.created_at, notification.expires_at
+    insert(
+        Delivery,
+        using,
+        ["notification", "user", "updated_at", "expires_at", "count", "fold_key"],
+        [(notification.pk, pk, created, expires, 1, "") for pk in pk_set],
     )
     m2m_changed.send(action="post_add", **signal)
 

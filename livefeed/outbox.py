@@ -55,23 +55,17 @@ def database() -> str:
 
 def hold(messages: list[Message], using: str) -> dict[int, Message]:
     """Write messages to the outbox in the current transaction; return them by outbox id."""
-    from livefeed.models import OutboxEvent
+    from livefeed.models import OutboxEvent, insert
 
     # The last move's ids mean "already sent" only until the next insert: an id can
     # come back after a rollback (SQLite's sequence rolls back with it, as in a test
     # case's transaction), and move() would then skip a row nobody sent.
     _last_moved.ids = None
 
-    if connections[using].vendor == "postgresql":
-        # One plain statement: the ORM's bulk_create costs more CPU than the insert.
-        table = connections[using].ops.quote_name(OutboxEvent._meta.db_table)
-        values = ", ".join(["(%s, %s, %s, %s)"] * len(messages))
+    if connections[using].vendor == "postgresql":  # one plain statement (livefeed.models.insert)
         now = timezone.now()
-        params = [value for m in messages for value in (m["channel"], m["event"], m["data"], now)]
-        sql = f"INSERT INTO {table} (channel, event, data, created_at) VALUES {values} RETURNING id"
-        with connections[using].cursor() as cursor:
-            cursor.execute(sql, params)
-            ids = [row[0] for row in cursor.fetchall()]
+        values = [(m["channel"], m["event"], m["data"], now) for m in messages]
+        ids = insert(OutboxEvent, using, ["channel", "event", "data", "created_at"], values, returning=True)
         return dict(zip(ids, messages, strict=True))
     rows = [OutboxEvent(channel=m["channel"], event=m["event"], data=m["data"]) for m in messages]
     _insert(rows, using)
