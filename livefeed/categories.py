@@ -141,7 +141,7 @@ def without_muted(category: str, users: list[Any]) -> list[Any]:
         return users
     from livefeed.models import per_user
 
-    # These users' own rows, in plain SQL: notify() asks on every send (livefeed.models.per_user).
+    # These users' own rows, in plain SQL: notify() asks on every send (docs/design.md#trap-16).
     rows = per_user(_preferences().all(), {user.pk for user in users}, "in_app", "category = %s", [category])
     chosen = {pk: in_app for pk, (in_app,) in rows}
     default = options["in_app"]

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
+from django.core.exceptions import FieldDoesNotExist
 from django.db import connections, router
 from django.utils.module_loading import import_string
 
@@ -118,10 +119,13 @@ def default_channels(user: Any) -> list[str]:
 
 def _group_ids(user: Any) -> list[Any]:
     # user.groups.values_list("pk") in plain SQL on the join table: every
-    # connect without a ticket asks it (livefeed.models.per_user).
+    # connect without a ticket asks it (docs/design.md#trap-16).
     from livefeed.models import per_user
 
-    groups = user._meta.get_field("groups")
+    try:
+        groups = user._meta.get_field("groups")
+    except FieldDoesNotExist:  # a user model without PermissionsMixin: no group channels
+        return []
     through = groups.remote_field.through
     rows = through._default_manager.db_manager(router.db_for_read(through, instance=user)).all()
     column = connections[rows.db].ops.quote_name(groups.m2m_reverse_name())

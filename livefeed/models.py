@@ -37,9 +37,8 @@ def per_user(
     field names rows' foreign key to the user.
 
     Plain SQL for the queries a send or a connect makes every time: Django took
-    several times a small statement's own time to build it
-    (docs/performance.md#notify-to-the-browser). rows gives the table and the
-    database only, not its filters.
+    several times a small statement's own time to build it (docs/design.md#trap-16).
+    rows gives the table and the database only, not its filters.
     """
     connection = connections[rows.db]
     user = cast(models.ForeignKey, rows.model._meta.get_field(field))
@@ -68,8 +67,7 @@ def insert(
     with returning, return their new pks in row order (PostgreSQL, SQLite). Unnamed columns get NULL.
 
     For the inserts every send makes: the ORM's bulk_create cost more CPU than
-    the statement (docs/performance.md#notify-to-the-browser). No signals, as
-    with bulk_create.
+    the statement (docs/design.md#trap-16). No signals, as with bulk_create.
     """
     connection = connections[using]
     quote = connection.ops.quote_name

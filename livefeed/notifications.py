@@ -154,7 +154,7 @@ def _add_recipients(notification: "Notification", users: list[Any], using: str) 
 
     Django's add() first asks which users already have a row; a notification
     saved a moment ago has none, and that question was one of the dearest
-    statements of a send (docs/performance.md#notify-to-the-browser). The
+    statements of a send (docs/design.md#trap-16). The
     m2m_changed signals go out as add() sends them: livefeed.signals announces
     the notification on post_add, and any other receiver hears the same.
     """

@@ -174,3 +174,14 @@ def test_equally_specific_patterns_that_both_match_deny(monkeypatch):
     livefeed.register_channel("room.{x}b", authorize=lambda user, x: True)
     assert open_stream(key, "room.a1")[0] == 200
     assert open_stream(key, "room.a1b")[0] == 403  # neither may decide alone
+
+
+def test_a_user_model_without_groups_reads_its_own_channels():
+    """A custom user model without PermissionsMixin has no groups: its streams still open."""
+    from types import SimpleNamespace
+
+    from livefeed.models import Event
+
+    user = SimpleNamespace(is_authenticated=True, pk=5, _meta=Event._meta)  # a model with no "groups" field
+
+    assert channels.default_channels(user) == ["user.5", "users", "broadcast"]
