@@ -85,6 +85,11 @@ def test_notify_everyone_bench_sends_one_notification_to_every_user():
     assert result["rows_per_run"] == 30, result  # one delivery row per user, in one statement
 
 
+def test_notify_bench_to_one_user_sends_each_run_to_one_reader():
+    result = bench("--users", "3", "--runs", "4", "--audience", "user", module="bench.notify_everyone")
+    assert (result["audience"], result["rows_per_run"]) == ("user", 1), result
+
+
 def test_a_fleet_behind_nginx_loses_nothing_when_a_server_is_killed():
     result = bench("--streams", str(STREAMS), "--scenario", "fleet", "--servers", "3")
     assert result["connect_connected"] == STREAMS, result
