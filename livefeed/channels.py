@@ -120,6 +120,9 @@ def default_channels(user: Any) -> list[str]:
 def _group_ids(user: Any) -> list[Any]:
     # user.groups.values_list("pk") in plain SQL on the join table: every
     # connect without a ticket asks it (docs/design.md#trap-16).
+    from django.contrib.auth.models import Group
+    from django.db.models import ManyToManyField
+
     from livefeed.models import per_user
 
     try:
@@ -127,6 +130,8 @@ def _group_ids(user: Any) -> list[Any]:
     except FieldDoesNotExist:  # a user model without PermissionsMixin: no group channels
         return []
     through = groups.remote_field.through
+    if not (isinstance(groups, ManyToManyField) and groups.related_model is Group and through._meta.auto_created):
+        return list(user.groups.values_list("pk", flat=True))  # another shape of "groups": Django's own query
     rows = through._default_manager.db_manager(router.db_for_read(through, instance=user)).all()
     column = connections[rows.db].ops.quote_name(groups.m2m_reverse_name())
     return [pk for _, (pk,) in per_user(rows, [user.pk], column, field=groups.m2m_field_name())]

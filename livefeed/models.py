@@ -20,7 +20,13 @@ from livefeed.categories import muted_users, validate_category
 
 logger = logging.getLogger("livefeed")
 
-_PER_USER_BATCH = 2000  # users per per_user() statement: within every backend's limit on parameters
+_PER_USER_BATCH = 2000  # users per per_user() statement, at most: fewer where the backend allows fewer parameters
+
+
+def _room(connection: Any, wanted: int, per_item: int = 1, fixed: int = 0) -> int:
+    """Return how many items of per_item parameters, besides fixed ones, fit in one statement (at most wanted)."""
+    limit = connection.features.max_query_params
+    return wanted if limit is None else max(1, min(wanted, (limit - fixed) // per_item))
 
 
 def per_user(
@@ -33,8 +39,8 @@ def per_user(
     field: str = "user",
 ) -> Iterator[tuple[Any, tuple[Any, ...]]]:
     """Yield (user id as given, the other columns) of `SELECT user, {select} FROM rows' table
-    WHERE user IN (...) [AND {where}] [GROUP BY user]`, one statement per _PER_USER_BATCH users;
-    field names rows' foreign key to the user.
+    WHERE user IN (...) [AND {where}] [GROUP BY user]`, in statements of up to _PER_USER_BATCH
+    users; field names rows' foreign key to the user.
 
     Plain SQL for the queries a send or a connect makes every time: Django took
     several times a small statement's own time to build it (docs/design.md#trap-16).
@@ -48,23 +54,25 @@ def per_user(
     keys = {user.get_db_prep_value(pk, connection): pk for pk in user_ids}  # the database's value: the caller's
     ids = list(keys)
     table = connection.ops.quote_name(rows.model._meta.db_table)
+    size = _room(connection, _PER_USER_BATCH, fixed=len(params))
     with connection.cursor() as cursor:
-        for start in range(0, len(ids), _PER_USER_BATCH):
-            batch = ids[start : start + _PER_USER_BATCH]
+        for start in range(0, len(ids), size):
+            batch = ids[start : start + size]
             among = ", ".join(["%s"] * len(batch))
             cursor.execute(
                 f"SELECT {column}, {select} FROM {table} WHERE {column} IN ({among}){where}{group}",
                 [*batch, *params],
             )
             for pk, *values in cursor.fetchall():
-                yield keys[pk], tuple(values)
+                yield keys.get(pk, pk), tuple(values)
 
 
 def insert(
     model: type[models.Model], using: str, fields: Sequence[str], rows: Iterable[Sequence[Any]], returning: bool = False
 ) -> list[Any]:
-    """INSERT rows, each the values of fields in that order, into model's table as one plain statement;
-    with returning, return their new pks in row order (PostgreSQL, SQLite). Unnamed columns get NULL.
+    """INSERT rows, each the values of fields in that order, into model's table in plain statements
+    (one unless the backend's limit on parameters says more); with returning, return their new pks in
+    row order (PostgreSQL, SQLite). Unnamed columns get NULL.
 
     For the inserts every send makes: the ORM's bulk_create cost more CPU than
     the statement (docs/design.md#trap-16). No signals, as with bulk_create.
@@ -72,21 +80,25 @@ def insert(
     connection = connections[using]
     quote = connection.ops.quote_name
     columns = [cast(models.Field, model._meta.get_field(name)) for name in fields]
-    params = [
-        column.get_db_prep_save(value, connection) for row in rows for column, value in zip(columns, row, strict=True)
+    prepared = [
+        [column.get_db_prep_save(value, connection) for column, value in zip(columns, row, strict=True)] for row in rows
     ]
-    if not params:
-        return []
     one = f"({', '.join(['%s'] * len(columns))})"
     names = ", ".join(quote(cast(str, column.column)) for column in columns)
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES {', '.join([one] * (len(params) // len(columns)))}"
-    )
-    if returning:
-        sql += f" RETURNING {quote(cast(str, model._meta.pk.column))}"
+    returned = f" RETURNING {quote(cast(str, model._meta.pk.column))}" if returning else ""
+    size = _room(connection, len(prepared), per_item=len(columns))
+    pks: list[Any] = []
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [row[0] for row in cursor.fetchall()] if returning else []
+        for start in range(0, len(prepared), size):
+            batch = prepared[start : start + size]
+            values = ", ".join([one] * len(batch))
+            cursor.execute(
+                f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES {values}{returned}",
+                [value for row in batch for value in row],
+            )
+            if returning:
+                pks.extend(row[0] for row in cursor.fetchall())
+    return pks
 
 
 class EventQuerySet(models.QuerySet):

@@ -8,10 +8,13 @@ carry their exact counts.
 """
 
 import datetime
+import functools
+import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
+from django.contrib.auth import get_user_model
 from django.db import router, transaction
 from django.db.models.signals import m2m_changed
 from django.utils import timezone
@@ -86,7 +89,7 @@ def notify(
         if users and group_key:
             folding.deliver(notification, users, using)
         elif users:
-            _add_recipients(notification, users, using)
+            _add_recipients(notification, users)
     return notification
 
 
@@ -149,17 +152,29 @@ def _stored(notification: "Notification", data: dict[str, Any]) -> dict[str, Any
     return language.marked(notification, data) if notification.translated else data
 
 
-def _add_recipients(notification: "Notification", users: list[Any], using: str) -> None:
+@functools.cache
+def _add_extra() -> dict[str, Any]:
+    """The arguments add() gives m2m_changed beyond the usual ones in this Django (`raw` in newer ones)."""
+    from livefeed.models import Notification
+
+    add = Notification.recipients.related_manager_cls._add_items  # type: ignore[attr-defined]
+    return {"raw": False} if "raw" in inspect.signature(add).parameters else {}
+
+
+def _add_recipients(notification: "Notification", users: list[Any]) -> None:
     """notification.recipients.add(*users) for a notification saved in this transaction.
 
     Django's add() first asks which users already have a row; a notification
     saved a moment ago has none, and that question was one of the dearest
     statements of a send (docs/design.md#trap-16). The
     m2m_changed signals go out as add() sends them: livefeed.signals announces
-    the notification on post_add, and any other receiver hears the same.
+    the notification on post_add, and any other receiver hears the same. A
+    post_save receiver of Notification that adds rows itself would make this
+    insert fail on the unique constraint, where add() skipped them.
     """
     from livefeed.models import Delivery, insert
 
+    using = router.db_for_write(Delivery, instance=notification)  # as add() picks it
     pk_set = {user.pk for user in users}
     signal = {
         "sender": Delivery,
@@ -168,7 +183,7 @@ def _add_recipients(notification: "Notification", users: list[Any], using: str) 
         "model": type(notification).recipients.field.related_model,
         "pk_set": pk_set,
         "using": using,
-        "raw": False,
+        **_add_extra(),
     }
     m2m_changed.send(action="pre_add", **signal)
     created, expires = notification.created_at, notification.expires_at
@@ -205,6 +220,10 @@ def _recipients(recipient: Any, group: Any, everyone: bool) -> list[Any]:
         raise ValueError("notify(recipient=...) got no users: pass a user or a non-empty list.")
     if any(user.pk is None for user in users):
         raise ValueError("notify(recipient=...) needs saved users; an anonymous or unsaved user has no inbox.")
+    user_model = get_user_model()
+    for user in users:  # add() refused anything else; the rows are written by pk (_add_recipients)
+        if not isinstance(user, user_model):
+            raise TypeError(f"notify(recipient=...): {user_model.__name__} instance expected, got {user!r:.60}.")
     return users
 
 

@@ -113,9 +113,12 @@ def test_notify_tells_m2m_changed_receivers_what_recipients_add_would(alice, bob
     """notify() adds its rows without asking which exist (none can), yet announces them as add() does."""
     heard = []
 
+    extras = []
+
     def receiver(sender, action, instance, reverse, model, pk_set, using, **kwargs):
         rows = Delivery.objects.filter(notification=instance).count()
         heard.append((action, sender, instance.pk, reverse, model, pk_set, using, rows))
+        extras.append(sorted(kwargs))
 
     m2m_changed.connect(receiver, sender=Delivery)
     try:
@@ -133,6 +136,13 @@ def test_notify_tells_m2m_changed_receivers_what_recipients_add_would(alice, bob
         q["sql"] for q in queries.captured_queries if q["sql"].startswith('SELECT "livefeed_delivery"."user_id"')
     ]
     assert existing == []  # Django's add() asks this; a notification saved a moment ago has no rows
+
+    m2m_changed.connect(receiver, sender=Delivery)
+    try:
+        Notification.objects.create(title="by hand").recipients.add(alice)  # Django's own add()
+    finally:
+        m2m_changed.disconnect(receiver, sender=Delivery)
+    assert extras[0] == extras[1] == extras[2] == extras[3]  # the other arguments are add()'s
 
 
 def test_group_notification_is_one_event_for_the_members_only(alice, bob):
@@ -258,7 +268,13 @@ def test_bad_input_is_refused_before_anything_is_saved(alice):
         livefeed.notify(alice, title="x", url="javascript:alert(1)")
     with pytest.raises(ValueError, match="MAX_PAYLOAD"):
         livefeed.notify(alice, title="x", data={"blob": "x" * 70_000})
+    staff = Group.objects.create(pk=alice.pk, name="staff")  # the same pk as alice's
+    with pytest.raises(TypeError, match="User instance expected"):
+        livefeed.notify(staff, title="x")  # a group passed as the recipient, not group=
+    with pytest.raises(TypeError, match="User instance expected"):
+        livefeed.notify([alice, staff], title="x")
     assert not Notification.objects.exists()
+    assert not Delivery.objects.exists()
 
 
 def test_import_livefeed_loads_no_models():

@@ -277,3 +277,33 @@ def test_the_counts_are_of_the_rows_the_inbox_lists(alice, bob, monkeypatch):
             "unseen_count": listed.filter(seen_at=None).count(),
         }
         assert counts[user.pk] == expected
+
+
+def test_the_plain_sql_splits_what_the_database_takes_in_one_statement(alice, bob, monkeypatch):
+    """insert() and per_user() stay within the backend's limit on parameters (SQLite's 999 on Django 5.2)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from livefeed.models import Notification, insert
+
+    carol = User.objects.create_user("carol")
+    users = [alice, bob, carol]
+    notification = Notification.objects.create(title="x")
+    fields = ["notification", "user", "updated_at", "expires_at", "count", "fold_key"]
+    rows = [(notification.pk, user.pk, timezone.now(), None, 1, "") for user in users]
+
+    def limit(parameters):  # a property on some backends, a cached one on others
+        monkeypatch.setattr(type(connection.features), "max_query_params", parameters)
+        monkeypatch.delitem(connection.features.__dict__, "max_query_params", raising=False)
+
+    limit(13)  # two rows of six per statement
+
+    with CaptureQueriesContext(connection) as queries:
+        pks = insert(Delivery, "default", fields, rows, returning=True)
+    limit(3)  # two users (and `now`) per statement
+    with CaptureQueriesContext(connection) as counted:
+        counts = Delivery.objects.counts([user.pk for user in users])
+
+    assert [q["sql"].split()[0] for q in queries.captured_queries] == ["INSERT", "INSERT"]
+    assert [Delivery.objects.get(pk=pk).user for pk in pks] == users  # every row, in order
+    assert len(counted.captured_queries) == 2
+    assert counts == {user.pk: {"unread_count": 1, "unseen_count": 1} for user in users}
