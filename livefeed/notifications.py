@@ -55,7 +55,8 @@ def notify(
     The delivery rows and the live event come from livefeed.signals, so a
     Notification saved any other way (admin, shell) reaches its readers alike.
     With a group_key it folds into each recipient's unread one of that key
-    (livefeed.folding). Raises TypeError unless exactly one audience is given,
+    (livefeed.folding). Raises TypeError unless exactly one audience is given
+    (or for a recipient that is not a user),
     ValueError for an empty audience, oversized data, a bad group_key, actions
     or expires_at, an unknown category, ValidationError for a bad field.
     Users with in-app off for the category get no row and no event.
