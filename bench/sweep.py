@@ -7,7 +7,7 @@ A fresh database with N users, each signed in by a session (bench.fixtures),
 one grant per user as a stream opened by that session holds, then `--runs`
 calls of livefeed.revocation.revoked() over all of them: what one process pays
 every REAUTHORIZE_INTERVAL for N open streams. `first_ms` is the first call
-(the process has seen none of these users yet); `cpu_ms_median` the later ones.
+after the grants were made (as connects make them); `cpu_ms_median` the later ones.
 """
 
 import argparse

@@ -61,7 +61,7 @@ _grants: "weakref.WeakKeyDictionary[Reader, Grant]" = weakref.WeakKeyDictionary(
 # ("user", pk) or ("session", tag) -> when this process learnt its sign-ins were
 # revoked: stream tickets issued before then are not honoured (livefeed.tickets)
 _revoked_at: dict[tuple[str, Any], float] = {}
-# user pk -> (password column, digest of its session auth hash) as the last sweep found them
+# user pk -> (password column, digest of its session auth hash) as the last sweep or a connect found them
 _known: dict[Any, tuple[str, str | None]] = {}
 # hub -> the event that runs its next sweep at once
 _wakers: "weakref.WeakKeyDictionary[Hub, asyncio.Event]" = weakref.WeakKeyDictionary()
@@ -72,7 +72,11 @@ def grant_for(user: Any, session_key: str | None, channels: Iterable[str]) -> Gr
     if not user.is_authenticated:
         return None
     groups = frozenset(name.removeprefix("group.") for name in channels if name.startswith("group."))
-    return Grant(user.pk, session_key, _auth_digest(user), groups)
+    auth = _auth_digest(user)
+    if _columns(user.__class__) is not None:
+        # The user is loaded whole here: the next sweep need not hash this password again.
+        _known[user.pk] = (user.password, auth)
+    return Grant(user.pk, session_key, auth, groups)
 
 
 def digest(auth_hash: str) -> str:

@@ -194,3 +194,15 @@ def test_changes_that_revoke_a_sign_in_end_its_streams_at_once_not_at_the_next_c
         await stream.finish()  # an hour before the periodic check
 
     run(scenario)
+
+
+def test_the_first_sweep_after_a_connect_does_not_hash_its_password_again(alice, monkeypatch):
+    """A connect loads the user whole and hashes once; the sweep after it reuses that (one HMAC per change)."""
+    revocation.grant_for(alice, None, [])
+    hashed = []
+    monkeypatch.setattr(revocation, "_auth_digest", lambda user: hashed.append(user.pk))
+
+    standing = revocation._standing(User, {alice.pk})
+
+    assert hashed == []
+    assert standing == {alice.pk: (True, revocation.digest(alice.get_session_auth_hash()))}
