@@ -59,12 +59,18 @@ def opted(category: str, channel: str, on: bool) -> models.QuerySet:
     return _preferences().filter(category=category, **{channel: on}).values("user")
 
 
+def _in_app_default(category: str) -> bool | None:
+    """Return category's in-app default, or None when nobody can turn it off (required, or unknown)."""
+    options = categories().get(category, {})
+    return None if options.get("required") or not options else bool(options["in_app"])
+
+
 def muted_users(category: str) -> Any:
     """Return the users who get no inbox row or live event of category: a subquery of user ids, or []."""
-    options = categories().get(category, {})
-    if options.get("required") or not options:
+    default = _in_app_default(category)
+    if default is None:
         return []
-    if options["in_app"]:
+    if default:
         return opted(category, "in_app", False)
     from django.contrib.auth import get_user_model
 
@@ -136,15 +142,14 @@ def choose_language(user: Any, code: Any) -> None:
 
 def without_muted(category: str, users: list[Any]) -> list[Any]:
     """Return users less those with in-app off for category (notify(recipient=...)'s readers)."""
-    options = categories().get(category, {})
-    if options.get("required") or not options:
+    default = _in_app_default(category)
+    if default is None:
         return users
     from livefeed.models import per_user
 
     # These users' own rows, in plain SQL: notify() asks on every send (docs/design.md#trap-16).
     rows = per_user(_preferences().all(), {user.pk for user in users}, "in_app", "category = %s", [category])
     chosen = {pk: in_app for pk, (in_app,) in rows}
-    default = options["in_app"]
     return [user for user in users if (default if chosen.get(user.pk) is None else chosen[user.pk])]
 
 

@@ -15,6 +15,7 @@ once (livefeed.signals sends a "livefeed.reauthorize" message to each process).
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 import time
@@ -247,6 +248,7 @@ def _standing(model: Any, pks: set[Any]) -> dict[Any, tuple[bool, str | None]]:
     return standing
 
 
+@functools.cache  # a model's rules do not change; every connect asks (grant_for)
 def _columns(model: Any) -> tuple[str, ...] | None:
     """Return the columns that decide a user's standing when the model keeps Django's rules; None: it has its own."""
     from django.contrib.auth.base_user import AbstractBaseUser  # a model: not importable before the apps load
