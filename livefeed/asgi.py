@@ -81,6 +81,15 @@ class _StreamHandler(DjangoASGIHandler):
             return ((data, True),)
         return super().chunk_bytes(data)
 
+    async def send_response(self, response: HttpResponseBase, send: Any) -> None:
+        # A stream's live chunks may skip Django's and daphne's send path while
+        # its generator waits for them (livefeed.hub.Reader.push).
+        unsent = getattr(send, "send", None)
+        write_around = getattr(response, "write_around", None)
+        if isinstance(unsent, _Unsent) and unsent.transport is not None and write_around is not None:
+            write_around(unsent)
+        await super().send_response(response, send)
+
     async def serve(self, scope: dict, receive: Any, send: Any) -> None:
         slots = _slots.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(_SETUP_SLOTS))
         await slots.acquire()
@@ -148,8 +157,7 @@ class _Unsent:
         if message["type"] == "http.response.body":
             if not message.get("more_body", False):
                 self.unregister()
-            elif body and self._write(body):
-                self.wrote(len(body))
+            elif body and self.write(body):
                 return
         await self.send(message)
         self.wrote(len(body))
@@ -185,6 +193,13 @@ class _Unsent:
     def unregister(self) -> None:
         if self.request.producer is self and self.request.channel is not None:
             self.request.unregisterProducer()  # Twisted logs an error if a finished response still has one
+
+    def write(self, body: bytes) -> bool:
+        """Write a body chunk to the client's socket now, if it takes it; False: send() it the usual way."""
+        if self._write(body):
+            self.wrote(len(body))
+            return True
+        return False
 
     def _write(self, body: bytes) -> bool:
         """Write a body chunk straight to the client's socket; False: Twisted must take it.

@@ -44,7 +44,7 @@ class Reader:
 
     __slots__ = (
         "channels", "items", "maxsize", "waiter", "overflowed", "subscribed", "release", "session", "expires",
-        "written", "language", "__weakref__",
+        "written", "language", "sink", "seen", "__weakref__",
     )  # fmt: skip
 
     release: weakref.finalize  # set by Hub.reserve
@@ -64,6 +64,10 @@ class Reader:
         self.overflowed = False
         self.subscribed = False
         self.written = time.monotonic()  # when the stream last had something to write
+        # Under daphne, the client's socket (livefeed.asgi._Unsent): what arrives while the stream
+        # waits with nothing queued goes straight there, without waking it (docs/design.md#trap-17).
+        self.sink: Any = None
+        self.seen = -1  # the highest id its replay wrote: a live copy at or below it is a duplicate
 
     def _put(self, item: tuple[int | None, bytes]) -> bool:
         if len(self.items) >= self.maxsize:
@@ -85,6 +89,26 @@ class Reader:
         self.written = time.monotonic()
         return items
 
+    def _write(self, payload: bytes) -> bool:
+        """Write payload to the client now if the stream waits in take() with nothing queued; else False.
+
+        Then nothing is in flight between the stream and its socket, so the
+        order holds; waking the stream's coroutine chain to write it would cost
+        most of a delivery (docs/performance.md#live-chunks-straight-to-the-socket).
+        """
+        waiter = self.waiter
+        if waiter is None or waiter.done():  # a queued item completes the waiter: nothing is queued either
+            return False
+        try:
+            if not self.sink.write(payload):
+                return False  # the socket is backed up, or not one to write to: the stream sends it
+        except Exception:
+            logger.exception("Could not write to a stream's socket; it sends its events itself from now on")
+            self.sink = None
+            return False
+        self.written = time.monotonic()
+        return True
+
     def end(self) -> None:
         """Ask the stream to finish: after what it has queued, or at once if it is full."""
         if not self._put(END):
@@ -95,6 +119,12 @@ class Reader:
         # event first would move the client's Last-Event-ID past the lost one.
         if self.overflowed:
             return
+        if self.sink is not None:
+            event_id, payload = item
+            if event_id is not None and event_id <= self.seen:
+                return  # its replay wrote it
+            if self._write(payload):
+                return
         if not self._put(item):
             self.overflowed = True
             instruments.slow_closes.inc()
@@ -102,7 +132,9 @@ class Reader:
 
     def keep_alive(self) -> None:
         """Queue a heartbeat comment unless the stream has something to write anyway."""
-        if not self.overflowed and not self.items:
+        if self.overflowed or self.items:
+            return
+        if self.sink is None or not self._write(_KEEP_ALIVE):
             self._put((None, _KEEP_ALIVE))
 
 

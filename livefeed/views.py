@@ -67,7 +67,7 @@ async def stream(request: HttpRequest) -> HttpResponseBase:
     logger.debug("Stream opened: user=%s channels=%s last_id=%s", user_key, channels, last_id)
     instruments.connects.inc()
     spent: list[Callable[[], Any]] = []  # what to let go of once the headers are sent
-    response = _stream_headers(_EventStream(_events(hub, reader, last_id, html, spent)))
+    response = _stream_headers(_EventStream(_events(hub, reader, last_id, html, spent), reader))
     if admitted is None and user_key is not None:
         tickets.issue(response, request, user, channels, defaults, language_code)
     # The response lives as long as the stream: its headers (the ticket among them) need not (docs/design.md#trap-14).
@@ -90,9 +90,19 @@ class _EventStream(StreamingHttpResponse):
     A middleware that replaced the content is read the usual way.
     """
 
-    def __init__(self, content: AsyncIterator[bytes]) -> None:
+    def __init__(self, content: AsyncIterator[bytes], reader: Reader) -> None:
         super().__init__(content, content_type=_EVENT_STREAM)
         self._own = self._content()
+        self._reader = reader
+
+    def write_around(self, sink: Any) -> None:
+        """Let live chunks go straight to sink, the client's socket, while the generator waits for them.
+
+        Only what the generator would have yielded as it is: content a
+        middleware replaced sees every chunk (livefeed.hub.Reader.push).
+        """
+        if self._content() is self._own:
+            self._reader.sink = sink
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         if self._content() is self._own:
@@ -208,15 +218,14 @@ async def _events(
             spent.pop()()
         await hub.add(reader)  # subscribe before replaying: nothing falls between
         yield sse.comment("connected")  # from here on, every event reaches this stream
-        seen = -1
         if last_id is not None:
             instruments.replays.inc()
-            chunks, seen = await history.replay(reader.channels, last_id, html, reader.language)
+            chunks, reader.seen = await history.replay(reader.channels, last_id, html, reader.language)
             if chunks:
                 yield b"".join(chunks)
         while True:
             # Whatever queued up meanwhile leaves as one chunk: one write, not many.
-            chunk, ending = _chunk(await reader.take(), seen)
+            chunk, ending = _chunk(await reader.take(), reader.seen)
             if chunk:
                 yield chunk
             if ending or reader.overflowed and not reader.items:

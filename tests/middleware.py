@@ -61,3 +61,20 @@ class Counting:
         async for chunk in content:
             self.chunks.append(chunk)
             yield chunk
+
+
+class Marking:
+    """Replaces a stream's content with its own, which marks every chunk: what a client receives tells what it saw."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        response = self.get_response(request)
+        if response.streaming:
+            response.streaming_content = self._marked(response.streaming_content)
+        return response
+
+    async def _marked(self, content):
+        async for chunk in content:
+            yield chunk + b": marked\n\n"

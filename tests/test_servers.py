@@ -1,5 +1,6 @@
 """The stream on every ASGI server livefeed supports, each as a real process (docs/deploy.md#which-asgi-server)."""
 
+import contextlib
 import http.client
 import json
 import os
@@ -50,6 +51,26 @@ def test_stream_heartbeats_and_an_event_from_another_process(serve, cookie, data
     finally:
         stream.close()
     assert (event.type, json.loads(event.data)) == ("tick", {"n": 1})
+
+
+def test_under_daphne_a_middleware_that_replaced_the_streams_content_sees_every_live_chunk(
+    cookie, database_url, redis_url
+):
+    """Live chunks may go straight to daphne's socket (livefeed.hub.Reader.push); not past a middleware's content."""
+    env = servers.server_env(database_url, redis_url)
+    server = servers.daphne({**env, "DJANGO_SETTINGS_MODULE": "tests.marked_site"})
+    try:
+        stream = servers.SSEClient(server.port, headers=cookie).connected()
+        publish = "import livefeed; livefeed.publish('broadcast', 'tick', {'n': 1})"
+        servers.manage(env, "shell", "-c", publish)
+        stream.events(1)
+        with contextlib.suppress(TimeoutError):  # the event's mark follows it in the same chunk
+            stream._read_until(lambda: stream.parser.comments.count("marked") >= 3, "the event's mark", timeout=5)
+        stream.close()
+    finally:
+        server.stop()
+    # One mark for each chunk: the retry, the connected comment, the event.
+    assert stream.parser.comments == ["marked", "connected", "marked", "marked"]
 
 
 def test_a_client_that_goes_away_releases_its_stream(serve, cookie):

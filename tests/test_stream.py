@@ -161,6 +161,83 @@ def test_the_ticker_leaves_no_stream_silent_past_its_bound_and_idle_ones_one_hea
     assert set(idle_heartbeats) <= {19, 20, 21}  # 20 heartbeat periods
 
 
+class Socket:
+    """A stream's client socket as the hub sees it (livefeed.asgi._Unsent.write): takes a chunk now, or not."""
+
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+        self.full = False
+        self.broken = False
+
+    def write(self, payload: bytes) -> bool:
+        if self.broken:
+            raise OSError("the transport went away in an unexpected way")
+        if self.full:
+            return False
+        self.sent.append(payload)
+        return True
+
+
+def test_a_waiting_stream_gets_live_events_straight_on_its_socket_in_order_and_never_one_its_replay_wrote():
+    async def scenario():
+        reader = hub.Reader(["x"], 10)
+        reader.sink, reader.seen = Socket(), 5  # its replay wrote up to id 5
+        waiting = asyncio.ensure_future(reader.take())
+        await asyncio.sleep(0)
+        reader.push((5, b"five"))  # a live copy of a replayed event
+        reader.push((6, b"six"))
+        reader.push((None, b"unstored"))
+        written, woken = list(reader.sink.sent), waiting.done()
+        reader.sink.full = True  # the client stopped reading: the stream sends it, Twisted buffers it
+        reader.push((7, b"seven"))
+        reader.sink.full = False
+        reader.push((8, b"eight"))  # behind one still queued: queued too, or it would overtake it
+        taken = await waiting
+        reader.push((9, b"nine"))  # the stream is writing what it took, not waiting: queued
+        return written, woken, taken, reader.items, reader.sink.sent
+
+    written, woken, taken, queued, sent = run(scenario)
+    assert written == [b"six", b"unstored"]
+    assert not woken  # no coroutine ran for them
+    assert taken == [(7, b"seven"), (8, b"eight")]
+    assert queued == [(9, b"nine")]
+    assert sent == written
+
+
+def test_a_waiting_streams_heartbeat_goes_straight_on_its_socket_unless_it_is_backed_up():
+    async def scenario():
+        reader = hub.Reader(["x"], 10)
+        reader.sink, reader.written = Socket(), 0.0
+        waiting = asyncio.ensure_future(reader.take())
+        await asyncio.sleep(0)
+        reader.keep_alive()
+        first, written_at = list(reader.sink.sent), reader.written
+        reader.sink.full = True
+        reader.keep_alive()
+        return first, written_at, await waiting
+
+    first, written_at, taken = run(scenario)
+    assert first == [b": keep-alive\n"]
+    assert written_at > 0.0  # the ticker counts it as written: no second heartbeat a tick later
+    assert taken == [(None, b": keep-alive\n")]
+
+
+def test_a_socket_that_fails_unexpectedly_hands_the_streams_events_back_to_the_stream(caplog):
+    async def scenario():
+        reader = hub.Reader(["x"], 10)
+        reader.sink = Socket()
+        reader.sink.broken = True
+        waiting = asyncio.ensure_future(reader.take())
+        await asyncio.sleep(0)
+        reader.push((1, b"one"))  # must not raise into the hub's fan-out: other streams wait behind it
+        return await waiting, reader.sink
+
+    taken, sink = run(scenario)
+    assert taken == [(1, b"one")]
+    assert sink is None
+    assert "Could not write to a stream's socket" in caplog.text
+
+
 @pytest.mark.parametrize("how", ["header", "query"])
 def test_replay_after_last_event_id_then_live_without_gaps_or_duplicates(alice, alice_session, how):
     user, key = alice, alice_session
