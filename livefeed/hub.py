@@ -43,7 +43,7 @@ class Reader:
     """
 
     __slots__ = (
-        "channels", "items", "maxsize", "waiter", "overflowed", "subscribed", "release", "session", "expires",
+        "channels", "items", "maxsize", "waiter", "overflowed", "release", "session", "expires",
         "written", "language", "sink", "seen", "__weakref__",
     )  # fmt: skip
 
@@ -62,7 +62,6 @@ class Reader:
         self.maxsize = maxsize
         self.waiter: asyncio.Future | None = None
         self.overflowed = False
-        self.subscribed = False
         self.written = time.monotonic()  # when the stream last had something to write
         # Under daphne, the client's socket (livefeed.asgi._Unsent): what arrives while the stream
         # waits with nothing queued goes straight there, without waking it (docs/design.md#trap-17).
@@ -148,6 +147,9 @@ class Hub:
         self.streams: weakref.WeakSet[Reader] = weakref.WeakSet()
         self.per_user: dict[Any, int] = {}
         self.html_readers: weakref.WeakSet[Reader] = weakref.WeakSet()  # ?format=html streams
+        # The subscribed ones, which the ticker looks at every tick: a plain set, since iterating
+        # the WeakSet was most of an idle process's own CPU (docs/performance.md#idle-the-tickers-set).
+        self.live: set[Reader] = set()
         self.channel_name: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -203,16 +205,16 @@ class Hub:
                 for channel in self._forget(reader):
                     await self._discard(channel)
                 raise
-            reader.subscribed = True
+            self.live.add(reader)
 
     async def remove(self, reader: Reader) -> None:
         """Forget reader; leave the groups nobody here reads any more. Idempotent."""
         self.streams.discard(reader)
         self.html_readers.discard(reader)
         reader.release()
-        if not reader.subscribed:
+        if reader not in self.live:
             return
-        reader.subscribed = False
+        self.live.discard(reader)
         emptied = self._forget(reader)
         if emptied:
             async with self._lock:
@@ -329,7 +331,7 @@ class Hub:
     def _turn(self, now: float, heartbeat: float) -> None:
         """One tick: end the streams past MAX_AGE, give a heartbeat to those quiet since about HEARTBEAT ago."""
         quiet_since = now - heartbeat + heartbeat / _TICKS / 2
-        for reader in self.streams:
+        for reader in self.live:
             if reader.expires and reader.expires < now:
                 reader.expires = None
                 reader.end()  # reconnect, and so sign in again

@@ -140,7 +140,7 @@ def test_the_ticker_leaves_no_stream_silent_past_its_bound_and_idle_ones_one_hea
         writers, idle = readers[:30], readers[30:]
         last = {}  # reader -> when its client last heard from it
         for reader in readers:
-            ticker.streams.add(reader)
+            ticker.live.add(reader)
             reader.written = last[reader] = now - rng.uniform(0, heartbeat)
         worst, heartbeats = 0.0, dict.fromkeys(idle, 0)
         for _ in range(20 * hub._TICKS):
