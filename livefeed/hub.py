@@ -129,6 +129,13 @@ class Reader:
             instruments.slow_closes.inc()
             logger.warning("Slow stream on %s: closing it to catch up from the log", self.channels)
 
+    def push_run(self, items: list[tuple[None, bytes]], joined: bytes) -> None:
+        """Queue unstored items, their payloads joined: a stream waiting in take() gets them in one write."""
+        if self.sink is not None and not self.overflowed and self._write(joined):
+            return
+        for item in items:
+            self.push(item)
+
     def keep_alive(self) -> None:
         """Queue a heartbeat comment unless the stream has something to write anyway."""
         if self.overflowed or self.items:
@@ -274,10 +281,24 @@ class Hub:
             # before queueing more, or a burst fills mailboxes of streams that keep up.
             share = max(1, conf.get("QUEUE_SIZE") // 4)
             events = unpacked(message) if message.get("type") == "livefeed.event" else [message]
-            for number, event in enumerate(events, 1):
+            for start in range(0, len(events), share):
+                self._dispatch_share(events[start : start + share])
+                await asyncio.sleep(0)
+
+    def _dispatch_share(self, events: list[dict[str, Any]]) -> None:
+        """Dispatch a packed message's events in order; each run of unstored ones fans out as one."""
+        run: list[dict[str, Any]] = []
+        for event in [*events, None]:
+            if event is not None and _joinable(event):
+                run.append(event)
+                continue
+            if len(run) > 1:
+                self._fan_out_run(run)
+            elif run:
+                self.dispatch(run[0])
+            run = []
+            if event is not None:
                 self.dispatch(event)
-                if number % share == 0 or number == len(events):
-                    await asyncio.sleep(0)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Queue a layer message for every local reader of its channel, in log-id order."""
@@ -315,6 +336,22 @@ class Hub:
             return
         for reader in readers:
             reader.push(item)
+
+    def _fan_out_run(self, events: list[dict[str, Any]]) -> None:
+        """Queue unstored events of one channel for its local readers: a waiting stream gets them in one write.
+
+        One write per event would cost a burst (a packed layer message) one
+        system call per event per stream, where a woken stream wrote each
+        share of the burst at once (docs/performance.md#live-chunks-straight-to-the-socket).
+        """
+        readers = self.readers.get(events[0]["channel"])
+        if not readers:
+            return
+        instruments.delivered.inc(len(readers) * len(events))
+        items = [(None, sse.encode(event["data"], event=event["event"])) for event in events]
+        joined = b"".join(payload for _, payload in items)
+        for reader in readers:
+            reader.push_run(items, joined)
 
     async def _tick(self) -> None:
         # One ticker for all streams instead of a sleeping task per stream. It
@@ -422,6 +459,11 @@ def unpacked(message: dict[str, Any]) -> list[dict[str, Any]]:
         {"type": "livefeed.event", "channel": channel, "event": event, "data": data, "id": event_id}
         for event_id, event, data in more
     ]
+
+
+def _joinable(event: dict[str, Any]) -> bool:
+    # Unstored (no place in the log's order) and the same bytes for every reader: not a notification's HTML.
+    return event.get("type") == "livefeed.event" and event.get("id") is None and event["event"] != htmx.EVENT
 
 
 def get_hub() -> Hub:

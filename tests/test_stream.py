@@ -222,6 +222,34 @@ def test_a_waiting_streams_heartbeat_goes_straight_on_its_socket_unless_it_is_ba
     assert taken == [(None, b": keep-alive\n")]
 
 
+def test_a_burst_of_unstored_events_reaches_a_waiting_stream_in_one_write_per_run_in_order():
+    """A packed layer message: runs of unstored events go out joined, the rest one by one, in the pack's order."""
+
+    def event(name, n, event_id=None):
+        return {"type": "livefeed.event", "channel": "x", "event": name, "data": json.dumps(n), "id": event_id}
+
+    async def scenario():
+        fan_out = hub.Hub(InMemoryChannelLayer())
+        fan_out.order.floor = 10
+        waiting, busy = hub.Reader(["x"], 10), hub.Reader(["x"], 10)
+        waiting.sink, busy.sink = Socket(), Socket()
+        fan_out.readers["x"] = {waiting, busy}
+        taking = asyncio.ensure_future(waiting.take())  # busy writes what it took: it waits for nothing
+        await asyncio.sleep(0)
+        pack = [event("tick", 1), event("tick", 2), event("tick", 3, event_id=11), event("tick", 4)]
+        pack += [event("notification", 5), event("tick", 6), event("tick", 7)]
+        fan_out._dispatch_share(pack)
+        taking.cancel()
+        return waiting.sink.sent, busy.items
+
+    sent, queued = run(scenario)
+    ticks = [b"event: tick\ndata: %d\n\n" % n for n in range(1, 8)]
+    ticks[2] = b"id: 11\n" + ticks[2]
+    ticks[4] = ticks[4].replace(b"tick", b"notification")
+    assert sent == [ticks[0] + ticks[1], ticks[2], ticks[3], ticks[4], ticks[5] + ticks[6]]
+    assert [payload for _, payload in queued] == ticks  # a stream not waiting queues each, in order
+
+
 def test_a_socket_that_fails_unexpectedly_hands_the_streams_events_back_to_the_stream(caplog):
     async def scenario():
         reader = hub.Reader(["x"], 10)
