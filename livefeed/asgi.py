@@ -18,6 +18,7 @@ costs (MAX_UNSENT, `_Unsent`): daphne itself never makes a stream wait.
 """
 
 import asyncio
+import contextvars
 import functools
 import gc
 import logging
@@ -120,6 +121,12 @@ class _Sender:
         headers = message.get("headers")
         if message["type"] == "http.response.body":
             self.release()  # set up: the next stream may start
+            if not message.get("more_body", False):
+                # daphne starts a request pipelined behind this response in the task that ends it,
+                # and that request would inherit this stream's thread-sensitive context, which
+                # ends with it (docs/design.md#trap-18): end it from a context of its own.
+                await asyncio.create_task(_sent(self.send, message), context=contextvars.Context())
+                return
         elif isinstance(headers, list):
             await self.send({**message, "headers": list(headers)})
             headers.clear()
@@ -130,6 +137,10 @@ class _Sender:
         if self.slots is not None:
             self.slots.release()
             self.slots = None
+
+
+async def _sent(send: Any, message: Mapping[str, Any]) -> None:
+    await send(message)
 
 
 class _Unsent:

@@ -5,6 +5,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import time
 
 import pytest
@@ -71,6 +72,28 @@ def test_under_daphne_a_middleware_that_replaced_the_streams_content_sees_every_
         server.stop()
     # One mark for each chunk: the retry, the connected comment, the event.
     assert stream.parser.comments == ["marked", "connected", "marked", "marked"]
+
+
+def test_under_daphne_a_request_pipelined_behind_a_stream_is_answered_once_the_stream_ends(
+    cookie, database_url, redis_url
+):
+    """HTTP/1.1 lets a client send its next request before the stream's response ends (MAX_AGE ends it here)."""
+    env = {**servers.server_env(database_url, redis_url), "DJANGO_SETTINGS_MODULE": "tests.short_streams_site"}
+    server = servers.daphne(env)
+    try:
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=15)
+        stream = f"GET /livefeed/stream/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: {cookie['Cookie']}\r\n\r\n"
+        health = "GET /livefeed/health/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        client.sendall((stream + health).encode())
+        received = b""
+        while chunk := client.recv(65536):  # until the server closes, after the second response
+            received += chunk
+        client.close()
+    finally:
+        server.stop()
+    streamed, after = received.split(b"\r\n0\r\n\r\n", 1)
+    assert b": connected" in streamed
+    assert after.startswith(b"HTTP/1.1 200 "), after[:300]
 
 
 def test_a_client_that_goes_away_releases_its_stream(serve, cookie):
