@@ -9,6 +9,7 @@ a non-blocking push to each, `group_discard` when the last reader leaves.
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import time
 import weakref
@@ -96,7 +97,7 @@ class Reader:
         most of a delivery (docs/performance.md#live-chunks-straight-to-the-socket).
         """
         waiter = self.waiter
-        if waiter is None or waiter.done():  # a queued item completes the waiter: nothing is queued either
+        if self.sink is None or waiter is None or waiter.done():  # a queued item completes the waiter
             return False
         try:
             if not self.sink.write(payload):
@@ -131,7 +132,7 @@ class Reader:
 
     def push_run(self, items: list[tuple[None, bytes]], joined: bytes) -> None:
         """Queue unstored items, their payloads joined: a stream waiting in take() gets them in one write."""
-        if self.sink is not None and not self.overflowed and self._write(joined):
+        if not self.overflowed and self._write(joined):
             return
         for item in items:
             self.push(item)
@@ -140,7 +141,7 @@ class Reader:
         """Queue a heartbeat comment unless the stream has something to write anyway."""
         if self.overflowed or self.items:
             return
-        if self.sink is None or not self._write(_KEEP_ALIVE):
+        if not self._write(_KEEP_ALIVE):
             self._put((None, _KEEP_ALIVE))
 
 
@@ -287,18 +288,13 @@ class Hub:
 
     def _dispatch_share(self, events: list[dict[str, Any]]) -> None:
         """Dispatch a packed message's events in order; each run of unstored ones fans out as one."""
-        run: list[dict[str, Any]] = []
-        for event in [*events, None]:
-            if event is not None and _joinable(event):
-                run.append(event)
-                continue
-            if len(run) > 1:
+        for joinable, group in itertools.groupby(events, _joinable):
+            run = list(group)
+            if joinable and len(run) > 1:
                 self._fan_out_run(run)
-            elif run:
-                self.dispatch(run[0])
-            run = []
-            if event is not None:
-                self.dispatch(event)
+            else:
+                for event in run:
+                    self.dispatch(event)
 
     def dispatch(self, message: dict[str, Any]) -> None:
         """Queue a layer message for every local reader of its channel, in log-id order."""

@@ -43,10 +43,8 @@ class AsyncOnly:
         return response
 
 
-class Counting:
-    """Wraps a streaming response's content, as a site that meters its traffic would."""
-
-    chunks: list[bytes] = []
+class _Rewrapping:
+    """Puts a generator of its own, wrap(), in place of a streaming response's content."""
 
     def __init__(self, get_response):
         self.get_response = get_response
@@ -54,27 +52,27 @@ class Counting:
     def __call__(self, request):
         response = self.get_response(request)
         if response.streaming:
-            response.streaming_content = self._counted(response.streaming_content)
+            response.streaming_content = self.wrap(response.streaming_content)
         return response
 
-    async def _counted(self, content):
+    def wrap(self, content):
+        raise NotImplementedError
+
+
+class Counting(_Rewrapping):
+    """Wraps a streaming response's content, as a site that meters its traffic would."""
+
+    chunks: list[bytes] = []
+
+    async def wrap(self, content):
         async for chunk in content:
             self.chunks.append(chunk)
             yield chunk
 
 
-class Marking:
+class Marking(_Rewrapping):
     """Replaces a stream's content with its own, which marks every chunk: what a client receives tells what it saw."""
 
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request):
-        response = self.get_response(request)
-        if response.streaming:
-            response.streaming_content = self._marked(response.streaming_content)
-        return response
-
-    async def _marked(self, content):
+    async def wrap(self, content):
         async for chunk in content:
             yield chunk + b": marked\n\n"
