@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
-from django.db import router, transaction
+from django.db import router
 from django.db.models.signals import m2m_changed
 from django.utils import timezone
 from django.utils.functional import Promise
@@ -25,7 +25,7 @@ from livefeed.actions import clean_actions
 from livefeed.bridge import refuse_async_context
 from livefeed.categories import GENERAL, check_category, has_muted, without_muted
 from livefeed.channels import BROADCAST, USERS, group_channel, user_channel
-from livefeed.publishing import message_for, publish, publish_messages
+from livefeed.publishing import atomic, message_for, publish, publish_messages
 
 if TYPE_CHECKING:
     from livefeed.models import Notification
@@ -85,7 +85,7 @@ def notify(
     notification.clean_fields(exclude=["actor", "group"])
     message_for(BROADCAST, "notification", _stored(notification, notification.event_data()))  # size check first
     using = router.db_for_write(Notification)
-    with transaction.atomic(using=using):
+    with atomic(using):  # its events commit with it, in one commit
         notification.save()
         if users and group_key:
             folding.deliver(notification, users, using)

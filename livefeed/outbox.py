@@ -28,6 +28,7 @@ OS deschedules between statements stalls every publisher behind it
 import datetime
 import logging
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -44,6 +45,9 @@ _BATCH = 1000
 Message = dict[str, Any]
 
 _last_moved = threading.local()  # (database, outbox ids) of this thread's last move
+# Seconds publishes go through the outbox without trying the log's lock, after a try found it taken.
+_CONTENDED_FOR = 1.0
+_contended_until = 0.0
 
 
 def database() -> str:
@@ -88,21 +92,95 @@ def move(held: dict[int, Message], using: str) -> list[Message]:
     ids: set[int] = set()
     while True:
         rows = _move_postgresql(using) if _one_trip(using) else _move_rows(using)
-        for outbox_id, event_id, channel, event, data in rows:
-            message = held.get(outbox_id)
-            if message is None:
-                message = {"type": "livefeed.event", "channel": channel, "event": event, "data": data}
-            message["id"] = event_id
-            moved.append(message)
-            ids.add(outbox_id)
+        moved += _messages(rows, held)
+        ids.update(row[0] for row in rows)
         if len(rows) < _BATCH:  # else more wait, maybe the caller's own
             _last_moved.ids = (using, ids)
             return moved
 
 
+def _messages(rows: list[tuple[int, int, str, str, str]], held: dict[int, Message]) -> list[Message]:
+    """Return the messages of moved rows with their log ids: the held ones, and new ones for other publishers' rows."""
+    messages = []
+    for outbox_id, event_id, channel, event, data in rows:
+        message = held.get(outbox_id)
+        if message is None:
+            message = {"type": "livefeed.event", "channel": channel, "event": event, "data": data}
+        message["id"] = event_id
+        messages.append(message)
+    return messages
+
+
+def move_held(held: dict[int, Message], using: str) -> list[Message]:
+    """Move held into the log inside the transaction that holds them, if the log's lock is free now.
+
+    For a transaction livefeed opened itself (publishing.atomic): nothing runs
+    in it after this but the commit, so it may hold the lock until then, and its
+    events commit once instead of twice. It never waits for the lock, which
+    would queue it behind other publishers with its row locks held. Return
+    the messages moved, with their ids, other publishers' committed rows too
+    (as move() does); none if the lock was taken (the caller moves them after
+    the commit) or if savepoints rolled them all back.
+    """
+    if not held or not moves_held(using) or _contended():
+        return []
+    with connections[using].cursor() as cursor:
+        cursor.execute(_move_sql(using, own=True), [list(held)])
+        rows = cursor.fetchall()
+    if not rows:
+        _saw_contention()
+    return _messages(rows, held)
+
+
+def _contended() -> bool:
+    return time.monotonic() < _contended_until
+
+
+def _saw_contention() -> None:
+    # Others publish too: while they do, a try costs a round trip for nothing.
+    global _contended_until
+    _contended_until = time.monotonic() + _CONTENDED_FOR
+
+
+def moves_held(using: str) -> bool:
+    """Whether move_held() may move rows inside their own transaction: the log's lock is PostgreSQL's."""
+    return connections[using].vendor == "postgresql"
+
+
 def record(messages: list[Message], using: str) -> list[Message]:
     """Append messages to the log now (no transaction to wait for), giving each its id; return those to send."""
+    if _append_now(messages, using):
+        return messages
     return move(hold(messages, using), using)
+
+
+def _append_now(messages: list[Message], using: str) -> bool:
+    """Append messages to the log in one statement if the log's lock is free and the outbox empty; whether they were.
+
+    One round trip and one commit instead of the outbox's two of each. Rows in
+    the outbox go first (its next move takes them, a dead publisher's too), and
+    publishers that contend do better through it: their rows commit side by
+    side and one move takes them all, where appends would each wait for the
+    last one's commit.
+    """
+    from livefeed.models import Event
+
+    connection = connections[using]
+    if not messages or len(messages) > _BATCH or not _one_trip(using) or _contended():
+        return False
+    now = Event._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _append_sql(using, len(messages)),
+            [value for m in messages for value in (m["channel"], m["event"], m["data"], now)],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    if not ids:
+        _saw_contention()
+        return False
+    for message, event_id in zip(messages, ids, strict=True):
+        message["id"] = event_id
+    return True
 
 
 def sweep(older_than: float) -> int:
@@ -162,16 +240,30 @@ def _move_postgresql(using: str) -> list[tuple[int, int, str, str, str]]:
         return cursor.fetchall()
 
 
-def _move_sql(using: str) -> str:
-    """The PostgreSQL move: lock, take up to _BATCH outbox rows, append them in outbox order, commit."""
+def _move_sql(using: str, own: bool = False) -> str:
+    """The PostgreSQL move: lock, take up to _BATCH outbox rows, append them in outbox order, commit.
+
+    own: in the caller's transaction, only if the lock is free now (move_held):
+    the rows whose ids are the one parameter, however many, and up to _BATCH
+    committed ones. Only a holder of the lock deletes outbox rows, so none needs
+    a row lock: a try that fails leaves no row locked behind it.
+    """
     from livefeed.models import Event, OutboxEvent
 
     quote = connections[using].ops.quote_name
     log, box = quote(Event._meta.db_table), quote(OutboxEvent._meta.db_table)
+    if own:  # one statement; the lock's subquery is evaluated once, before any row is deleted
+        lock = ""
+        taken = (
+            f"(SELECT pg_try_advisory_xact_lock({_LOG_LOCK})) "
+            f"AND (id = ANY(%s) OR id IN (SELECT id FROM {box} ORDER BY id LIMIT {_BATCH}))"
+        )
+    else:
+        lock = f"SELECT pg_advisory_xact_lock({_LOG_LOCK});\n"
+        taken = f"id IN (SELECT id FROM {box} ORDER BY id LIMIT {_BATCH} FOR UPDATE SKIP LOCKED)"
     # Log ids are taken in the INSERT's row order, so row numbers pair each outbox row with its log id.
-    return f"""SELECT pg_advisory_xact_lock({_LOG_LOCK});
-WITH moved AS (
-    DELETE FROM {box} WHERE id IN (SELECT id FROM {box} ORDER BY id LIMIT {_BATCH} FOR UPDATE SKIP LOCKED)
+    return f"""{lock}WITH moved AS (
+    DELETE FROM {box} WHERE {taken}
     RETURNING id, channel, event, data
 ), ordered AS (
     SELECT id, channel, event, data, row_number() OVER (ORDER BY id) AS n FROM moved
@@ -182,6 +274,20 @@ WITH moved AS (
 SELECT o.id, a.id, o.channel, o.event, o.data
 FROM ordered o JOIN (SELECT id, row_number() OVER (ORDER BY id) AS n FROM appended) a USING (n)
 ORDER BY a.id"""
+
+
+def _append_sql(using: str, count: int) -> str:
+    """The PostgreSQL append of count rows (channel, event, data, created_at): if the lock is free, the outbox empty."""
+    from livefeed.models import Event, OutboxEvent
+
+    quote = connections[using].ops.quote_name
+    log, box = quote(Event._meta.db_table), quote(OutboxEvent._meta.db_table)
+    values = ", ".join(["(%s, %s, %s, %s)"] * count)
+    # The condition is evaluated once, before any row: all of the rows or none, ids taken in row order.
+    return f"""INSERT INTO {log} (channel, event, data, created_at)
+SELECT * FROM (VALUES {values}) AS v
+WHERE (SELECT pg_try_advisory_xact_lock({_LOG_LOCK}) AND NOT EXISTS (SELECT 1 FROM {box} ORDER BY id LIMIT 1))
+RETURNING id"""
 
 
 def _append(messages: list[Message], using: str) -> None:

@@ -20,7 +20,8 @@ import asyncio
 import logging
 import threading
 import weakref
-from contextlib import nullcontext
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -36,6 +37,7 @@ __all__ = ["apublish", "publish"]
 
 logger = logging.getLogger("livefeed")
 _json = DjangoJSONEncoder(separators=(",", ":"), ensure_ascii=False)  # one, not one per publish
+_own = threading.local()  # held: (database, outbox rows) of the transaction atomic() opened on this thread
 
 
 def publish(channel: str, event: str, data: Any = None, *, store: bool = True) -> None:
@@ -67,10 +69,48 @@ def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> N
             _queue(messages)
     elif atomic:
         held = outbox.hold(messages, using)  # commits with the caller's transaction
-        # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
-        transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
+        own = getattr(_own, "held", None)
+        if own is not None and own[0] == using:
+            own[1].update(held)  # moved before livefeed's own transaction commits (atomic())
+        else:
+            _move_on_commit(held, using)
     else:
         _queue(outbox.record(messages, using))
+
+
+@contextmanager
+def atomic(using: str) -> Iterator[None]:
+    """transaction.atomic() for a write livefeed makes whole (notify()): its events need one commit, not two.
+
+    A publish in a caller's transaction holds its events in the outbox and moves
+    them into the log after the commit: that transaction may run on for long, and
+    must not hold the log's lock meanwhile. In a transaction of livefeed's own,
+    only the commit comes after its last statement, so the move runs inside it,
+    if the lock is free (livefeed.outbox.move_held); else after the commit as
+    usual. Inside a caller's transaction this is plain transaction.atomic().
+    """
+    if transaction.get_connection(using).in_atomic_block or not outbox.moves_held(using):
+        with transaction.atomic(using=using):
+            yield
+        return
+    held: dict[int, dict[str, Any]] = {}
+    outer, _own.held = getattr(_own, "held", None), (using, held)
+    try:
+        with transaction.atomic(using=using):
+            yield
+            _own.held = outer  # what the commit's hooks publish is theirs to move
+            moved = outbox.move_held(held, using)
+            if moved:
+                transaction.on_commit(lambda: _queue(moved), using=using, robust=True)
+            elif held:
+                _move_on_commit(held, using)
+    finally:
+        _own.held = outer
+
+
+def _move_on_commit(held: dict[int, dict[str, Any]], using: str) -> None:
+    # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
+    transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:

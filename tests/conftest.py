@@ -5,17 +5,18 @@ from channels.layers import channel_layers
 from django.contrib.auth.models import User
 from django.db import connection
 
-from livefeed import hub
+from livefeed import hub, outbox
 from tests import servers
 from tests.streams import session_for
 
 
 @pytest.fixture(autouse=True)
 def _fresh_layers():
-    """Give every test new channel layers and hubs: each test runs its own event loop."""
+    """Give every test new channel layers and hubs (each test runs its own event loop), and a quiet log."""
     yield
     channel_layers.backends.clear()
     hub._hubs.clear()
+    outbox._contended_until = 0.0  # a test's contended log does not decide how the next one publishes
 
 
 @pytest.fixture

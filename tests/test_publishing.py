@@ -135,7 +135,16 @@ def test_an_unstored_publish_logs_a_layer_error_instead_of_raising(settings, cap
     assert "1 unstored message(s) lost" in caplog.text
 
 
-def test_an_event_left_in_the_outbox_goes_out_with_the_next_publish_not_at_the_next_sweep(settings):
+async def _apublish_next(alice) -> None:
+    await livefeed.apublish(f"user.{alice.pk}", "tick", {"n": 2})
+
+
+async def _notify_next(alice) -> None:
+    await livefeed.anotify(alice, title="next", data={"n": 2})  # a move inside notify()'s own transaction
+
+
+@pytest.mark.parametrize("publish_next", [_apublish_next, _notify_next], ids=["publish", "notify"])
+def test_an_event_left_in_the_outbox_goes_out_with_the_next_publish_not_at_the_next_sweep(settings, publish_next):
     """A move takes every committed outbox row: concurrent publishers share one locked commit.
 
     The row of a publisher that died after its commit is one of them: the next
@@ -152,13 +161,14 @@ def test_an_event_left_in_the_outbox_goes_out_with_the_next_publish_not_at_the_n
         stream = await (await Stream(session_key=key).open()).connected()
         left = publishing.message_for(channel, "tick", {"n": 1})
         await sync_to_async(outbox.hold)([left], outbox.database())  # committed, never moved: its publisher died
-        await livefeed.apublish(channel, "tick", {"n": 2})
+        await publish_next(alice)
         events = await stream.events(2)
         await stream.close()
         return events
 
     events = run(scenario)
-    assert [json.loads(event.data)["n"] for event in events] == [1, 2]
+    payloads = [json.loads(event.data) for event in events]
+    assert [payload.get("data", payload)["n"] for payload in payloads] == [1, 2]  # a notification's is under "data"
     assert [int(event.last_event_id) for event in events] == sorted(Event.objects.values_list("pk", flat=True))
 
 
@@ -218,3 +228,86 @@ def test_an_outbox_id_that_comes_back_after_a_rollback_is_still_moved():
     moved = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "2"}], "default")
     assert [message["data"] for message in moved] == ["2"]
     assert list(Event.objects.values_list("data", flat=True)) == ["2"]
+
+
+needs_postgresql = pytest.mark.skipif(
+    connections["default"].vendor != "postgresql", reason="the log's advisory lock is PostgreSQL's"
+)
+
+
+@needs_postgresql
+def test_notify_moves_its_event_into_the_log_before_its_one_commit():
+    """notify() owns its transaction: the move runs in it, so the event costs no second commit."""
+    from tests.streams import Stream, run
+
+    alice = User.objects.create_user("alice", password="x")
+    key = session_for(alice)
+    inside: list[bool] = []
+
+    def watch(execute, sql, params, many, context):
+        inside.append(context["connection"].in_atomic_block)
+        return execute(sql, params, many, context)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+
+        def call():
+            with connections["default"].execute_wrapper(watch):
+                livefeed.notify(alice, title="hello")
+            connections.close_all()
+
+        await sync_to_async(call, thread_sensitive=False)()
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    (event,) = run(scenario)
+    assert json.loads(event.data)["title"] == "hello"
+    # The preference check reads before the transaction; nothing runs after its commit (the move used to).
+    assert inside[inside.index(True) :] == [True] * (len(inside) - inside.index(True))
+    assert [int(event.last_event_id)] == list(Event.objects.values_list("pk", flat=True))
+    assert not livefeed.models.OutboxEvent.objects.exists()
+
+
+@needs_postgresql
+def test_notify_commits_without_waiting_for_a_busy_log_and_its_event_follows_once_the_log_is_free():
+    """The in-transaction move only tries the log's lock: waiting for it would hold notify's row locks meanwhile."""
+    from livefeed import outbox
+    from livefeed.models import Notification
+
+    alice = User.objects.create_user("alice", password="x")
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_log() -> None:
+        try:
+            with transaction.atomic(), connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [outbox._LOG_LOCK])
+                locked.set()
+                release.wait(30)
+        finally:
+            connections.close_all()
+
+    def notify() -> None:
+        try:
+            livefeed.notify(alice, title="hello")
+        finally:
+            connections.close_all()
+
+    holder, caller = threading.Thread(target=hold_the_log), threading.Thread(target=notify)
+    holder.start()
+    assert locked.wait(10)
+    caller.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not Notification.objects.exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        committed = Notification.objects.exists()
+        moved_meanwhile = Event.objects.exists()
+    finally:
+        release.set()
+        holder.join(30)
+        caller.join(30)
+    assert committed  # the inbox has it while the log is busy
+    assert not moved_meanwhile  # the log's order was kept: no id taken around the lock
+    assert Event.objects.filter(event="notification").count() == 1  # moved after the commit, once the log was free
+    assert not livefeed.models.OutboxEvent.objects.exists()

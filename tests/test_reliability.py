@@ -1,6 +1,7 @@
 """Faults and churn (issue 5): nothing lost, nothing duplicated, nothing left behind."""
 
 import asyncio
+import contextlib
 import gc
 import json
 import random
@@ -22,16 +23,22 @@ pytestmark = pytest.mark.django_db(transaction=True)
 PUBLISHERS, PER_PUBLISHER = 8, 15
 
 
-def _publisher(number: int, channel: str, start: threading.Event) -> None:
+def _publisher(number: int, channel: str, start: threading.Event, atomic) -> None:
     start.wait()
     rng = random.Random(number)
     try:
         for n in range(PER_PUBLISHER):
-            with transaction.atomic():
+            with atomic():
                 livefeed.publish(channel, "tick", {"p": number, "n": n})
                 time.sleep(rng.random() / 200)  # commits interleave across threads
     finally:
         connections.close_all()
+
+
+def _own_transaction():
+    from livefeed import publishing
+
+    return publishing.atomic("default")  # as notify() publishes: the move runs before the commit
 
 
 @pytest.fixture
@@ -39,27 +46,40 @@ def slow_commits(monkeypatch):
     """Widen the gap between taking an id (insert) and making it visible (commit)."""
     from livefeed import outbox
 
-    append, move_sql = outbox._append, outbox._move_sql
+    append, move_sql, move_held, append_sql = outbox._append, outbox._move_sql, outbox.move_held, outbox._append_sql
 
     def slow_append(messages, using):
         append(messages, using)
         time.sleep(random.random() / 100)
 
-    def slow_move_sql(using):
+    def slow_move_sql(using, own=False):
         # PostgreSQL moves in one message: the pause goes between its insert and its commit.
-        return move_sql(using) + f"; SELECT pg_sleep({random.random() / 40})"
+        return move_sql(using, own) + ("" if own else f"; SELECT pg_sleep({random.random() / 40})")
+
+    def slow_append_sql(using, count):
+        return append_sql(using, count) + f"; SELECT pg_sleep({random.random() / 40})"
+
+    def slow_move_held(held, using):
+        moved = move_held(held, using)
+        time.sleep(random.random() / 40)  # the caller's commit comes after
+        return moved
 
     monkeypatch.setattr(outbox, "_append", slow_append)
     monkeypatch.setattr(outbox, "_move_sql", slow_move_sql)
+    monkeypatch.setattr(outbox, "move_held", slow_move_held)
+    monkeypatch.setattr(outbox, "_append_sql", slow_append_sql)
 
 
-def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing(slow_commits):
+@pytest.mark.parametrize(
+    "atomic", [transaction.atomic, _own_transaction, contextlib.nullcontext], ids=["callers", "own", "none"]
+)
+def test_concurrent_publishers_and_a_client_that_keeps_reconnecting_lose_nothing(slow_commits, atomic):
     """Ids are taken at insert but visible at commit: replay 'after id N' must still skip nothing."""
     user = User.objects.create_user("alice", password="x")
     key, channel = session_for(user), f"user.{user.pk}"
     expected = PUBLISHERS * PER_PUBLISHER
     start = threading.Event()
-    threads = [threading.Thread(target=_publisher, args=(n, channel, start)) for n in range(PUBLISHERS)]
+    threads = [threading.Thread(target=_publisher, args=(n, channel, start, atomic)) for n in range(PUBLISHERS)]
     for thread in threads:
         thread.start()
 
