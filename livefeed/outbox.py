@@ -168,6 +168,8 @@ def _append_now(messages: list[Message], using: str) -> bool:
     connection = connections[using]
     if not messages or len(messages) > _BATCH or not _one_trip(using) or _contended():
         return False
+    if not connection.get_autocommit():  # the statement would hold the lock until the caller commits
+        return False
     now = Event._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     with connection.cursor() as cursor:
         cursor.execute(

@@ -73,7 +73,8 @@ def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> N
         if own is not None and own[0] == using:
             own[1].update(held)  # moved before livefeed's own transaction commits (atomic())
         else:
-            _move_on_commit(held, using)
+            # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
+            transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
     else:
         _queue(outbox.record(messages, using))
 
@@ -87,30 +88,31 @@ def atomic(using: str) -> Iterator[None]:
     must not hold the log's lock meanwhile. In a transaction of livefeed's own,
     only the commit comes after its last statement, so the move runs inside it,
     if the lock is free (livefeed.outbox.move_held); else after the commit as
-    usual. Inside a caller's transaction this is plain transaction.atomic().
+    usual. Inside a caller's transaction (or with autocommit off, where the
+    caller commits) this is plain transaction.atomic().
     """
-    if transaction.get_connection(using).in_atomic_block or not outbox.moves_held(using):
+    connection = transaction.get_connection(using)
+    if connection.in_atomic_block or not connection.get_autocommit() or not outbox.moves_held(using):
         with transaction.atomic(using=using):
             yield
         return
     held: dict[int, dict[str, Any]] = {}
+    moved: list[dict[str, Any]] = []
+
+    def send() -> None:
+        _queue(moved or (outbox.move(held, using) if held else []))
+
     outer, _own.held = getattr(_own, "held", None), (using, held)
     try:
         with transaction.atomic(using=using):
+            # The first of the commit's hooks: the app's own, slow or failing, do not hold the events back.
+            transaction.on_commit(send, using=using, robust=True)
             yield
             _own.held = outer  # what the commit's hooks publish is theirs to move
-            moved = outbox.move_held(held, using)
-            if moved:
-                transaction.on_commit(lambda: _queue(moved), using=using, robust=True)
-            elif held:
-                _move_on_commit(held, using)
+            if not connection.needs_rollback:
+                moved += outbox.move_held(held, using)
     finally:
         _own.held = outer
-
-
-def _move_on_commit(held: dict[int, dict[str, Any]], using: str) -> None:
-    # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
-    transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:

@@ -311,3 +311,94 @@ def test_notify_commits_without_waiting_for_a_busy_log_and_its_event_follows_onc
     assert not moved_meanwhile  # the log's order was kept: no id taken around the lock
     assert Event.objects.filter(event="notification").count() == 1  # moved after the commit, once the log was free
     assert not livefeed.models.OutboxEvent.objects.exists()
+
+
+@needs_postgresql
+def test_an_apps_failing_commit_hook_does_not_hold_back_notifys_event(settings):
+    """notify()'s event goes out from the first of its commit's hooks, ahead of the app's own."""
+    from django.db.models.signals import post_save
+
+    from livefeed.models import Notification
+    from tests.streams import Stream, run
+
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}  # only the live send can deliver it in time
+    alice = User.objects.create_user("alice", password="x")
+    key = session_for(alice)
+
+    def failing_hook(sender, instance, created, **kwargs):
+        transaction.on_commit(lambda: 1 / 0)  # not robust: Django runs no hook after it
+
+    post_save.connect(failing_hook, sender=Notification)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+
+        def call():
+            try:
+                with pytest.raises(ZeroDivisionError):
+                    livefeed.notify(alice, title="hello")
+            finally:
+                connections.close_all()
+
+        await sync_to_async(call, thread_sensitive=False)()
+        events = await stream.events(1)
+        await stream.close()
+        return events
+
+    try:
+        (event,) = run(scenario)
+    finally:
+        post_save.disconnect(failing_hook, sender=Notification)
+    assert json.loads(event.data)["title"] == "hello"
+
+
+@needs_postgresql
+def test_notify_with_autocommit_off_leaves_the_log_free_until_the_caller_commits():
+    """With autocommit off the caller commits, whenever: notify() must not hold the log's lock until then."""
+    from livefeed import outbox
+
+    alice = User.objects.create_user("alice", password="x")
+    free: list[bool] = []
+
+    def try_the_lock() -> None:
+        try:
+            with connections["default"].cursor() as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(%s)", [outbox._LOG_LOCK])
+                free.append(cursor.fetchone()[0])
+                cursor.execute("SELECT pg_advisory_unlock_all()")
+        finally:
+            connections.close_all()
+
+    transaction.set_autocommit(False)
+    try:
+        livefeed.notify(alice, title="hello")
+        other = threading.Thread(target=try_the_lock)
+        other.start()
+        other.join(10)
+        transaction.commit()
+    finally:
+        transaction.set_autocommit(True)
+    assert free == [True]
+    assert Event.objects.filter(event="notification").count() == 1  # moved once the caller committed
+
+
+@needs_postgresql
+def test_a_receiver_that_marks_notifys_transaction_for_rollback_rolls_it_back_quietly():
+    """The app's receiver runs after livefeed's, which published: the move must not run in a doomed transaction."""
+    from django.db.models.signals import m2m_changed
+
+    from livefeed.models import Notification
+
+    alice = User.objects.create_user("alice", password="x")
+
+    def roll_back(sender, action, **kwargs):
+        if action == "post_add":
+            transaction.set_rollback(True)
+
+    m2m_changed.connect(roll_back, sender=Notification.recipients.through)
+    try:
+        livefeed.notify(alice, title="hello")
+    finally:
+        m2m_changed.disconnect(roll_back, sender=Notification.recipients.through)
+    assert not Notification.objects.exists()
+    assert not Event.objects.exists()
