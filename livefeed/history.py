@@ -33,6 +33,11 @@ from livefeed.language import MARK
 CAPACITY = 5000
 # And at most about this many bytes of them: payloads may be up to MAX_PAYLOAD each.
 MAX_BYTES = 16 * 1024 * 1024
+# Seconds from the start of one read to the next. Under a storm the connects
+# arrive a few at a time, and a read each time they do cost more CPU than the
+# replays (docs/performance.md#storm-reads-spaced); a lone reconnect after a
+# quiet spell still reads at once.
+READ_SPACING = 0.01
 
 Row = tuple[int, str, str, str, bytes]  # id, channel, event, data, the SSE bytes of a JSON stream
 
@@ -65,6 +70,7 @@ class History:
         self._lock = asyncio.Lock()  # one read at a time
         self._next: asyncio.Future | None = None  # the read not started yet: whoever waits now is covered by it
         self._wanted = 0  # the lowest Last-Event-ID waiting for _next
+        self._last_read = float("-inf")  # when the last read started (loop time)
 
     async def replay(
         self, channels: list[str], last_id: int, html: bool = False, language: str | None = None
@@ -94,8 +100,13 @@ class History:
 
     async def _read(self, done: asyncio.Future) -> None:
         async with self._lock:
+            loop = asyncio.get_running_loop()
+            pause = self._last_read + READ_SPACING - loop.time()
+            if pause > 0:  # streams that subscribe meanwhile join this read
+                await asyncio.sleep(pause)
             # From here on, a stream that subscribes waits for the next read.
             self._next, wanted = None, self._wanted
+            self._last_read = loop.time()
             try:
                 self.reads += 1
                 if self.start is None or wanted < self.start:

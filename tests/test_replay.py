@@ -154,6 +154,43 @@ def test_a_storm_of_reconnects_shares_its_reads_of_the_log(alice_channel, settin
     assert len(reads) == 2  # not one per stream
 
 
+def test_reconnects_arriving_one_after_another_share_reads_spaced_apart(alice_channel, settings, monkeypatch):
+    """Under a storm connects come a few at a time: reads of the log are spaced, not one per arrival.
+
+    The first stream after a quiet spell reads at once; those that come while the
+    next read waits out the spacing share it, each still getting all it missed.
+    """
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
+    monkeypatch.setattr(history, "READ_SPACING", 1.0)  # wide, so the arrivals below all fall within it
+    channel, key = alice_channel
+    for n in range(10):
+        livefeed.publish(channel, "tick", {"n": n})
+    resume = [("last-event-id", str(Event.objects.earliest("id").pk - 1))]
+    reads = []
+    original = history._read_in_thread
+
+    async def counted_read(*args):
+        reads.append(args)
+        return await original(*args)
+
+    monkeypatch.setattr(history, "_read_in_thread", counted_read)
+
+    async def scenario():
+        first = await Stream(session_key=key, headers=resume).open()
+        got = [numbers(await first.events(10))]  # read at once: nothing was read before
+        streams = []
+        for _ in range(6):  # one at a time: without the spacing each would have its own read meanwhile
+            streams.append(await Stream(session_key=key, headers=resume).open())
+            await asyncio.sleep(0.02)
+        got += [numbers(await stream.events(10)) for stream in streams]
+        for stream in [first, *streams]:
+            await stream.close()
+        return got
+
+    assert run(scenario) == [list(range(10))] * 7
+    assert len(reads) == 2  # the first stream's, then one for the six that came one after another
+
+
 def test_a_stream_further_behind_than_the_window_still_gets_all_it_missed(alice_channel, settings, monkeypatch):
     """The window holds the log's newest rows only; a stream behind them replays from the database."""
     settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}
