@@ -402,3 +402,22 @@ def test_a_receiver_that_marks_notifys_transaction_for_rollback_rolls_it_back_qu
         m2m_changed.disconnect(roll_back, sender=Notification.recipients.through)
     assert not Notification.objects.exists()
     assert not Event.objects.exists()
+
+
+@needs_postgresql
+def test_a_notify_that_fails_its_foreign_key_check_takes_no_log_id():
+    """PostgreSQL checks Django's foreign keys at commit: that must fail notify() before its move takes ids.
+
+    A hole in the log's ids holds every hub's later live events for REORDER_TIMEOUT.
+    """
+    from django.db import IntegrityError
+
+    alice = User.objects.create_user("alice", password="x")
+    livefeed.publish("job-1", "tick", {"n": 1})
+    with connections["default"].cursor() as cursor:  # gone, as if another request deleted her meanwhile
+        cursor.execute("DELETE FROM auth_user WHERE id = %s", [alice.pk])
+    with pytest.raises(IntegrityError):
+        livefeed.notify(alice, title="hello")
+    livefeed.publish("job-1", "tick", {"n": 2})
+    first, second = Event.objects.order_by("id").values_list("id", flat=True)
+    assert second == first + 1
