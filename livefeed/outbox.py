@@ -122,7 +122,7 @@ def move_held(held: dict[int, Message], using: str) -> list[Message]:
     (as move() does); none if the lock was taken (the caller moves them after
     the commit) or if savepoints rolled them all back.
     """
-    if not held or not moves_held(using) or _contended():
+    if not held or _contended():
         return []
     with connections[using].cursor() as cursor:
         # Django's foreign keys are checked at commit: checked first, one that fails takes no log id,
@@ -166,18 +166,16 @@ def _append_now(messages: list[Message], using: str) -> bool:
     side and one move takes them all, where appends would each wait for the
     last one's commit.
     """
-    from livefeed.models import Event
-
     connection = connections[using]
-    if not messages or len(messages) > _BATCH or not _one_trip(using) or _contended():
+    # With autocommit off the statement would hold the lock until the caller commits.
+    if not messages or len(messages) > _BATCH or not _one_trip(using) or not connection.get_autocommit():
         return False
-    if not connection.get_autocommit():  # the statement would hold the lock until the caller commits
+    if _contended():
         return False
-    now = Event._meta.get_field("created_at").get_db_prep_save(timezone.now(), connection)
     with connection.cursor() as cursor:
         cursor.execute(
             _append_sql(using, len(messages)),
-            [value for m in messages for value in (m["channel"], m["event"], m["data"], now)],
+            [value for m in messages for value in (m["channel"], m["event"], m["data"])],
         )
         ids = [row[0] for row in cursor.fetchall()]
     if not ids:
@@ -253,10 +251,7 @@ def _move_sql(using: str, own: bool = False) -> str:
     committed ones. Only a holder of the lock deletes outbox rows, so none needs
     a row lock: a try that fails leaves no row locked behind it.
     """
-    from livefeed.models import Event, OutboxEvent
-
-    quote = connections[using].ops.quote_name
-    log, box = quote(Event._meta.db_table), quote(OutboxEvent._meta.db_table)
+    log, box = _tables(using)
     if own:  # one statement; the lock's subquery is evaluated once, before any row is deleted
         lock = ""
         taken = (
@@ -282,17 +277,23 @@ ORDER BY a.id"""
 
 
 def _append_sql(using: str, count: int) -> str:
-    """The PostgreSQL append of count rows (channel, event, data, created_at): if the lock is free, the outbox empty."""
+    """The PostgreSQL append of count rows (channel, event, data): if the lock is free and the outbox empty."""
+    log, box = _tables(using)
+    values = ", ".join(["(%s, %s, %s)"] * count)
+    # The condition is evaluated once, before any row: all of the rows or none, ids taken in row order.
+    # created_at is the database's now(), as in a move.
+    return f"""INSERT INTO {log} (channel, event, data, created_at)
+SELECT *, now() FROM (VALUES {values}) AS v
+WHERE (SELECT pg_try_advisory_xact_lock({_LOG_LOCK}) AND NOT EXISTS (SELECT 1 FROM {box} ORDER BY id LIMIT 1))
+RETURNING id"""
+
+
+def _tables(using: str) -> tuple[str, str]:
+    """Return the quoted names of the log's and the outbox's tables."""
     from livefeed.models import Event, OutboxEvent
 
     quote = connections[using].ops.quote_name
-    log, box = quote(Event._meta.db_table), quote(OutboxEvent._meta.db_table)
-    values = ", ".join(["(%s, %s, %s, %s)"] * count)
-    # The condition is evaluated once, before any row: all of the rows or none, ids taken in row order.
-    return f"""INSERT INTO {log} (channel, event, data, created_at)
-SELECT * FROM (VALUES {values}) AS v
-WHERE (SELECT pg_try_advisory_xact_lock({_LOG_LOCK}) AND NOT EXISTS (SELECT 1 FROM {box} ORDER BY id LIMIT 1))
-RETURNING id"""
+    return quote(Event._meta.db_table), quote(OutboxEvent._meta.db_table)
 
 
 def _append(messages: list[Message], using: str) -> None:
