@@ -14,6 +14,7 @@ shared by every process of the machine, so latency needs no clock sync.
 import asyncio
 import functools
 import json
+import os
 import random
 import resource
 import sys
@@ -364,6 +365,30 @@ async def main() -> None:
         sys.stdout.flush()
 
 
+def loop_name() -> str:
+    """The event loop the load processes run: uvloop unless BENCH_CLIENT_LOOP=asyncio or it is missing.
+
+    The load processes share the machine's cores with the server they measure:
+    every microsecond they spend per event is one the server waits for a core,
+    and in a 10,000-stream broadcast they are most of the latency's tail.
+    uvloop's reads cost them far less than asyncio's
+    (docs/performance.md#the-load-client-on-uvloop); asyncio is the client
+    that lines in bench/runs.jsonl without a "client_loop" were measured with.
+    """
+    if os.environ.get("BENCH_CLIENT_LOOP", "uvloop") != "uvloop":
+        return "asyncio"
+    try:
+        import uvloop  # noqa: F401  # bench/requirements.txt
+    except ImportError:
+        return "asyncio"
+    return "uvloop"
+
+
 if __name__ == "__main__":
     resource.setrlimit(resource.RLIMIT_NOFILE, (resource.getrlimit(resource.RLIMIT_NOFILE)[1],) * 2)
-    asyncio.run(main())
+    if loop_name() == "uvloop":
+        import uvloop
+
+        uvloop.run(main())
+    else:
+        asyncio.run(main())

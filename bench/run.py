@@ -15,6 +15,7 @@ import sys
 import time
 
 from bench import procstat
+from bench.client import loop_name
 from bench.harness import Harness
 from bench.patches import NAMES
 from bench.scenarios import SCENARIOS, connect
@@ -80,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         result.update(connect(harness))
         result.update(SCENARIOS[args.scenario](harness))
         result["client_processes"] = args.clients
+        result["client_loop"] = loop_name()
         result["client_cpu_s"] = round(harness.client_cpu() - cpu, 2)
         result["setup_s"] = round(harness.setup_seconds, 1)
     finally:
