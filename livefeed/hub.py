@@ -31,6 +31,12 @@ _KEEP_ALIVE = sse.comment("keep-alive")
 # in flight at once, and the garbage collector then walks them all
 # (docs/performance.md, "Idle").
 _TICKS = 15
+# A channel whose last reader here left stays joined this long (seconds), and
+# is left on a tick after that. Reconnects come back within about RETRY, and in
+# a storm by the thousand: each then finds its channels joined, and neither the
+# leaving stream nor the returning one waits its turn for a round trip to the
+# layer (docs/performance.md#channels-left-late).
+LINGER = 10.0
 _hubs: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub]" = weakref.WeakKeyDictionary()
 
 
@@ -158,6 +164,8 @@ class Hub:
         # The subscribed ones, which the ticker looks at every tick: a plain set, since iterating
         # the WeakSet was most of an idle process's own CPU (docs/performance.md#idle-the-tickers-set).
         self.live: set[Reader] = set()
+        # Joined channels nobody here reads now -> when the last reader left (LINGER).
+        self.idle: dict[str, float] = {}
         self.channel_name: str | None = None
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task] = []
@@ -203,7 +211,7 @@ class Hub:
             await self._start()
             try:
                 for channel in reader.channels:
-                    if channel not in self.readers:
+                    if channel not in self.readers and self.idle.pop(channel, None) is None:
                         await self.layer.group_add(group_name(channel), self.channel_name)
                     self.readers.setdefault(channel, set()).add(reader)
             except BaseException:
@@ -211,24 +219,35 @@ class Hub:
                 # stays in the channels it joined, and every retry leaks one more.
                 # The group whose add broke is left too: the layer may count it joined.
                 for channel in self._forget(reader):
+                    self.idle.pop(channel, None)  # not joined once left: the next add joins it again
                     await self._discard(channel)
                 raise
             self.live.add(reader)
 
     async def remove(self, reader: Reader) -> None:
-        """Forget reader; leave the groups nobody here reads any more. Idempotent."""
+        """Forget reader; the groups nobody here reads any more are left LINGER seconds later. Idempotent."""
         self.streams.discard(reader)
         self.html_readers.discard(reader)
         reader.release()
         if reader not in self.live:
             return
         self.live.discard(reader)
-        emptied = self._forget(reader)
-        if emptied:
-            async with self._lock:
-                for channel in emptied:
-                    if channel not in self.readers:  # nobody re-joined meanwhile
-                        await self._discard(channel)
+        now = time.monotonic()
+        for channel in self._forget(reader):
+            self.idle[channel] = now  # left on a tick once LINGER has passed (leave_idle)
+
+    async def leave_idle(self, now: float) -> None:
+        """Leave the channels nobody here has read for LINGER seconds."""
+        if not self.idle:
+            return
+        async with self._lock:  # add() takes a channel back from idle under it
+            # Oldest first: a channel enters idle only when its last reader leaves.
+            while self.idle:
+                channel, since = next(iter(self.idle.items()))
+                if since > now - LINGER:
+                    break
+                del self.idle[channel]
+                await self._discard(channel)
 
     def _forget(self, reader: Reader) -> list[str]:
         """Take reader out of its channels; return those of them nobody here reads now."""
@@ -359,6 +378,7 @@ class Hub:
             heartbeat = conf.get("HEARTBEAT")
             await asyncio.sleep(heartbeat / _TICKS)
             self._turn(time.monotonic(), heartbeat)
+            await self.leave_idle(time.monotonic())
             await self._refresh_groups()
 
     def _turn(self, now: float, heartbeat: float) -> None:
@@ -419,7 +439,7 @@ class Hub:
             return
         self._joined_at = time.monotonic()
         async with self._lock:
-            for channel in list(self.readers):
+            for channel in [*self.readers, *self.idle]:
                 try:
                     await self.layer.group_add(group_name(channel), self.channel_name)
                 except Exception:

@@ -6,6 +6,7 @@ import inspect
 import json
 import random
 import threading
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -496,24 +497,67 @@ def test_stream_caps_answer_429_then_503(alice_session, bob_session):
     assert second_of_bob.headers["retry-after"] == "5"
 
 
-def test_disconnect_releases_queue_and_group_membership(alice, alice_session):
+def _joined(current: hub.Hub) -> set[str]:
+    return {g for g, members in current.layer.groups.items() if current.channel_name in members}
+
+
+def test_disconnect_releases_the_queue_at_once_and_the_groups_after_the_linger(alice, alice_session):
     async def scenario():
         stream = await Stream(f"/livefeed/stream/?channel=user.{alice.pk}", session_key=alice_session).open()
         await stream.connected()
         current = hub.get_hub()
-        layer = current.layer
-        during = (len(current.streams), set(current.readers), dict(current.per_user))
-        members_during = {g for g, members in layer.groups.items() if current.channel_name in members}
+        during = (len(current.streams), set(current.readers), dict(current.per_user), _joined(current))
         await stream.close()
-        after = (len(current.streams), set(current.readers), dict(current.per_user))
-        members_after = {g for g, members in layer.groups.items() if current.channel_name in members}
-        return during, members_during, after, members_after
+        after = (len(current.streams), set(current.readers), dict(current.per_user), _joined(current))
+        await current.leave_idle(time.monotonic())  # a tick right away: too soon
+        lingering = _joined(current)
+        await current.leave_idle(time.monotonic() + hub.LINGER)  # a tick LINGER seconds later
+        return during, after, lingering, _joined(current)
 
-    during, members_during, after, members_after = run(scenario)
-    assert during[0] == 1 and during[1] == {f"user.{alice.pk}", "users", "broadcast"}
-    assert members_during == {f"livefeed.user.{alice.pk}", "livefeed.users", "livefeed.broadcast"}
-    assert after == (0, set(), {})
-    assert members_after == set()
+    during, after, lingering, left = run(scenario)
+    groups = {f"livefeed.user.{alice.pk}", "livefeed.users", "livefeed.broadcast"}
+    assert during == (1, {f"user.{alice.pk}", "users", "broadcast"}, {alice.pk: 1}, groups)
+    assert after == (0, set(), {}, groups)
+    assert lingering == groups
+    assert left == set()
+
+
+class CountingLayer(InMemoryChannelLayer):
+    """The in-memory layer, counting the hub's joins and leaves: each a round trip on Redis."""
+
+    calls: list[str] = []
+
+    async def group_add(self, group: str, channel: str) -> None:
+        self.calls.append(f"add {group}")
+        await super().group_add(group, channel)
+
+    async def group_discard(self, group: str, channel: str) -> None:
+        self.calls.append(f"discard {group}")
+        await super().group_discard(group, channel)
+
+
+def test_a_stream_back_within_the_linger_finds_its_channels_joined_and_gets_live_events(alice, alice_session, settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.CountingLayer"}}
+    CountingLayer.calls = []
+
+    async def scenario():
+        first = await (await Stream(session_key=alice_session).open()).connected()
+        joins = list(CountingLayer.calls)
+        await first.close()
+        again = await (await Stream(session_key=alice_session).open()).connected()
+        calls_for_return = CountingLayer.calls[len(joins) :]
+        # Unstored: it comes live or not at all (a stored one would come late, from the log).
+        await sync_to_async(livefeed.publish)(f"user.{alice.pk}", "notification", {"back": True}, store=False)
+        events = await again.events(1)
+        await again.close()
+        await hub.get_hub().leave_idle(time.monotonic() + hub.LINGER)
+        return joins, calls_for_return, events, CountingLayer.calls[len(joins) :]
+
+    joins, calls_for_return, events, later = run(scenario)
+    assert sorted(joins) == [f"add livefeed.{name}" for name in ("broadcast", f"user.{alice.pk}", "users")]
+    assert calls_for_return == []  # neither the leaving stream nor the returning one went to the layer
+    assert json.loads(events[0].data) == {"back": True}
+    assert sorted(later) == [f"discard livefeed.{name}" for name in ("broadcast", f"user.{alice.pk}", "users")]
 
 
 def test_one_layer_subscription_per_channel_however_many_streams(alice_session):

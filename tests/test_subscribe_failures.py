@@ -2,11 +2,14 @@
 
 import asyncio
 import contextlib
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import User
 
+import livefeed
 from livefeed import hub
 from tests import servers
 from tests.streams import Stream, cookie_header, run, session_for
@@ -70,11 +73,38 @@ def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, ho
                 await second.close()
         during = _state(current)
         await first.close()
+        await current.leave_idle(time.monotonic() + hub.LINGER)  # the groups nobody reads, left on a tick
         return before, during, _state(current)
 
     before, during, after = run(scenario)
     assert during == before
     assert after == {"readers": {}, "groups": set()}
+
+
+def test_a_lingering_group_that_a_failed_subscribe_left_is_joined_again_by_the_next_stream(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
+    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
+    BrokenLayer.how = "raises"
+    user = User.objects.create_user("alice", password="x")
+    key = session_for(user)
+
+    async def scenario():
+        first = await (await Stream(session_key=key).open()).connected()  # holds the built-in channels
+        reader = await (await Stream("/livefeed/stream/?channel=job-2", session_key=key).open()).connected()
+        await reader.close()  # job-2: nobody reads it, joined for LINGER
+        # job-1 fails before job-2's turn comes; the failed stream leaves job-2's group too.
+        broken = await Stream("/livefeed/stream/?channel=job-1&channel=job-2", session_key=key).open()
+        await broken.finish()
+        again = await (await Stream("/livefeed/stream/?channel=job-2", session_key=key).open()).connected()
+        # Unstored: it comes live or not at all (a stored one would come late, from the log).
+        await sync_to_async(livefeed.publish)("job-2", "progress", {"done": 1}, store=False)
+        events = await again.events(1)
+        await again.close()
+        await first.close()
+        return events
+
+    events = run(scenario)
+    assert [(event.type, event.data) for event in events] == [("progress", '{"done":1}')]
 
 
 EMPTY = {"streams": 0, "readers": {}, "groups": []}
