@@ -11,6 +11,7 @@ import asyncio
 import contextvars
 import itertools
 import logging
+import math
 import time
 import weakref
 from typing import Any
@@ -32,7 +33,8 @@ _KEEP_ALIVE = sse.comment("keep-alive")
 # (docs/performance.md, "Idle").
 _TICKS = 15
 # A channel whose last reader here left stays joined this long (seconds), and
-# is left on a tick after that. Reconnects come back within about RETRY, and in
+# is left within a tenth of it after that (or at once by a process shutting
+# down). Reconnects come back within about RETRY, and in
 # a storm by the thousand: each then finds its channels joined, and neither the
 # leaving stream nor the returning one waits its turn for a round trip to the
 # layer (docs/performance.md#channels-left-late).
@@ -209,18 +211,26 @@ class Hub:
         """Subscribe reader to its channels, all or none: a failed or cancelled add leaves nothing."""
         async with self._lock:
             await self._start()
+            reached, joining = 0, None
             try:
                 for channel in reader.channels:
                     if channel not in self.readers and self.idle.pop(channel, None) is None:
+                        joining = channel
                         await self.layer.group_add(group_name(channel), self.channel_name)
+                        joining = None
                     self.readers.setdefault(channel, set()).add(reader)
+                    reached += 1
             except BaseException:
                 # Layer down, or client gone during the round trip: else the reader
                 # stays in the channels it joined, and every retry leaks one more.
-                # The group whose add broke is left too: the layer may count it joined.
-                for channel in self._forget(reader):
-                    self.idle.pop(channel, None)  # not joined once left: the next add joins it again
-                    await self._discard(channel)
+                # Those it joined stay joined for LINGER, as after any stream; the
+                # group whose add broke is left: the layer may count it joined.
+                emptied, now = self._forget(reader), time.monotonic()
+                for channel in reader.channels[:reached]:
+                    if channel in emptied:
+                        self.idle[channel] = now
+                if joining is not None:
+                    await self._discard(joining)
                 raise
             self.live.add(reader)
 
@@ -234,20 +244,25 @@ class Hub:
         self.live.discard(reader)
         now = time.monotonic()
         for channel in self._forget(reader):
-            self.idle[channel] = now  # left on a tick once LINGER has passed (leave_idle)
+            self.idle[channel] = now
+        if self.closing:
+            # Now, not after LINGER: with the core Redis layer a process gone
+            # would stay a member of its groups until group_expiry.
+            await self.leave_idle(math.inf)
 
     async def leave_idle(self, now: float) -> None:
-        """Leave the channels nobody here has read for LINGER seconds."""
-        if not self.idle:
-            return
-        async with self._lock:  # add() takes a channel back from idle under it
-            # Oldest first: a channel enters idle only when its last reader leaves.
-            while self.idle:
-                channel, since = next(iter(self.idle.items()))
-                if since > now - LINGER:
-                    break
-                del self.idle[channel]
-                await self._discard(channel)
+        """Leave the channels nobody here has read for LINGER seconds by now."""
+        # A channel enters idle when its last reader leaves: the oldest come first.
+        while self.idle:
+            channel, since = next(iter(self.idle.items()))
+            if since > now - LINGER:
+                return
+            # One channel per hold of the lock, which add() takes channels back
+            # from idle under: a connect waits for one round trip, not for all.
+            async with self._lock:
+                if self.idle.get(channel) == since:  # not taken back meanwhile
+                    del self.idle[channel]
+                    await self._discard(channel)
 
     def _forget(self, reader: Reader) -> list[str]:
         """Take reader out of its channels; return those of them nobody here reads now."""
@@ -282,7 +297,15 @@ class Hub:
             # and must not inherit its thread-sensitive context.
             self._tasks = [
                 asyncio.create_task(job(), name=f"livefeed-hub{job.__name__}", context=contextvars.Context())
-                for job in (self._receive, self._tick, self._recover, self.order.run, self._due, self._reauthorize)
+                for job in (
+                    self._receive,
+                    self._tick,
+                    self._leave,
+                    self._recover,
+                    self.order.run,
+                    self._due,
+                    self._reauthorize,
+                )
             ]
 
     async def _receive(self) -> None:
@@ -378,8 +401,14 @@ class Hub:
             heartbeat = conf.get("HEARTBEAT")
             await asyncio.sleep(heartbeat / _TICKS)
             self._turn(time.monotonic(), heartbeat)
-            await self.leave_idle(time.monotonic())
             await self._refresh_groups()
+
+    async def _leave(self) -> None:
+        # Not on the ticker: leaving waits for the hub's lock, behind any
+        # subscribe, and a subscribe that hangs must not hold back heartbeats.
+        while True:
+            await asyncio.sleep(LINGER / 10)
+            await self.leave_idle(time.monotonic())
 
     def _turn(self, now: float, heartbeat: float) -> None:
         """One tick: end the streams past MAX_AGE, give a heartbeat to those quiet since about HEARTBEAT ago."""
@@ -450,6 +479,8 @@ class Hub:
         logger.info("Shutting down: ending %d stream(s) with spread-out retry delays", len(self.streams))
         for reader in list(self.streams):
             reader.end()
+        # The channels nobody reads now; those of the streams just ended go as they end (remove).
+        self._tasks.append(self.loop.create_task(self.leave_idle(math.inf), context=contextvars.Context()))
 
     async def close(self) -> None:
         for task in self._tasks:

@@ -1,6 +1,7 @@
 """The stream view through the real ASGI application, in-process (docs/design.md#contracts)."""
 
 import asyncio
+import contextlib
 import gc
 import inspect
 import json
@@ -558,6 +559,51 @@ def test_a_stream_back_within_the_linger_finds_its_channels_joined_and_gets_live
     assert calls_for_return == []  # neither the leaving stream nor the returning one went to the layer
     assert json.loads(events[0].data) == {"back": True}
     assert sorted(later) == [f"discard livefeed.{name}" for name in ("broadcast", f"user.{alice.pk}", "users")]
+
+
+async def _until_nothing_is_joined(current: hub.Hub, timeout: float = 5) -> set[str]:
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(timeout):
+            while _joined(current):
+                await asyncio.sleep(0.01)
+    return _joined(current)
+
+
+def test_the_groups_nobody_reads_are_left_by_the_hub_itself_once_the_linger_has_passed(alice_session, monkeypatch):
+    monkeypatch.setattr(hub, "LINGER", 0.05)
+
+    async def scenario():
+        await (await (await Stream(session_key=alice_session).open()).connected()).close()
+        current = hub.get_hub()
+        return _joined(current), await _until_nothing_is_joined(current)
+
+    lingering, left = run(scenario)
+    assert len(lingering) == 3
+    assert left == set()
+
+
+def test_a_server_shutting_down_leaves_the_groups_nobody_reads_without_waiting_for_the_linger(bob, bob_session):
+    async def scenario():
+        await (await (await Stream(session_key=bob_session).open()).connected()).close()
+        current = hub.get_hub()
+        lingering = _joined(current)
+        current._shut_down()  # what SIGTERM runs (livefeed.shutdown)
+        return lingering, await _until_nothing_is_joined(current)  # LINGER is 10 s
+
+    lingering, left = run(scenario)
+    assert f"livefeed.user.{bob.pk}" in lingering
+    assert left == set()
+
+
+def test_a_stream_that_ends_while_the_server_shuts_down_leaves_its_groups_as_it_ends(alice_session):
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        current = hub.get_hub()
+        current.closing = True  # as _shut_down() sets it: with the core Redis layer a process gone stays a member
+        await stream.close()
+        return _joined(current)
+
+    assert run(scenario) == set()
 
 
 def test_one_layer_subscription_per_channel_however_many_streams(alice_session):

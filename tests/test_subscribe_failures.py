@@ -1,4 +1,4 @@
-"""A subscribe that fails or is cancelled halfway leaves no reader and no group membership behind."""
+"""A subscribe that fails or is cancelled halfway leaves no reader behind, and no group joined past LINGER."""
 
 import asyncio
 import contextlib
@@ -81,7 +81,7 @@ def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, ho
     assert after == {"readers": {}, "groups": set()}
 
 
-def test_a_lingering_group_that_a_failed_subscribe_left_is_joined_again_by_the_next_stream(settings):
+def test_a_group_lingering_when_a_subscribe_fails_still_delivers_to_the_next_stream(settings):
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
     settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
     BrokenLayer.how = "raises"
@@ -92,7 +92,7 @@ def test_a_lingering_group_that_a_failed_subscribe_left_is_joined_again_by_the_n
         first = await (await Stream(session_key=key).open()).connected()  # holds the built-in channels
         reader = await (await Stream("/livefeed/stream/?channel=job-2", session_key=key).open()).connected()
         await reader.close()  # job-2: nobody reads it, joined for LINGER
-        # job-1 fails before job-2's turn comes; the failed stream leaves job-2's group too.
+        # job-1 fails before job-2's turn comes: job-2 stays joined, and listed as lingering.
         broken = await Stream("/livefeed/stream/?channel=job-1&channel=job-2", session_key=key).open()
         await broken.finish()
         again = await (await Stream("/livefeed/stream/?channel=job-2", session_key=key).open()).connected()
@@ -105,6 +105,54 @@ def test_a_lingering_group_that_a_failed_subscribe_left_is_joined_again_by_the_n
 
     events = run(scenario)
     assert [(event.type, event.data) for event in events] == [("progress", '{"done":1}')]
+
+
+def test_a_failed_subscribe_leaves_the_broken_group_and_keeps_the_others_joined_for_the_linger(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
+    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
+    BrokenLayer.how = "raises"
+    user = User.objects.create_user("alice", password="x")
+    key = session_for(user)
+
+    async def scenario():
+        # Its built-in channels join; job-1, the last, fails: the server ends the stream.
+        await (await Stream("/livefeed/stream/?channel=job-1", session_key=key).open()).finish()
+        current = hub.get_hub()
+        after, idle = _state(current), set(current.idle)
+        await current.leave_idle(time.monotonic() + hub.LINGER)
+        return after, idle, _state(current)
+
+    after, idle, later = run(scenario)
+    built_in = {f"user.{user.pk}", "users", "broadcast"}
+    assert after == {"readers": {}, "groups": {f"livefeed.{name}" for name in built_in}}
+    assert idle == built_in  # a retry finds them joined
+    assert later == {"readers": {}, "groups": set()}
+
+
+def test_a_subscribe_that_hangs_holds_back_no_heartbeat(settings):
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
+    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs", "HEARTBEAT": 0.3}
+    BrokenLayer.how = "hangs"
+    key = session_for(User.objects.create_user("alice", password="x"))
+
+    async def scenario():
+        BrokenLayer.entered = asyncio.Event()
+        first = await (await Stream(session_key=key).open()).connected()
+        other = await (await Stream("/livefeed/stream/?channel=job-2", session_key=key).open()).connected()
+        await other.close()  # job-2: nobody reads it, left once LINGER has passed
+        hung = await Stream("/livefeed/stream/?channel=job-1", session_key=key).open()
+        await BrokenLayer.entered.wait()  # its subscribe holds the hub's lock, with no answer
+        before = first.parser.comments.count("keep-alive")
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                while True:
+                    await first.chunk(2.0)
+        beats = first.parser.comments.count("keep-alive") - before
+        await hung.close()
+        await first.close()
+        return beats
+
+    assert run(scenario) >= 1  # one every 0.3 s: 6 or so
 
 
 EMPTY = {"streams": 0, "readers": {}, "groups": []}
