@@ -49,13 +49,18 @@ def _state(current: hub.Hub) -> dict:
     }
 
 
-@pytest.mark.parametrize("how", ["raises", "hangs until the client goes away"])
-def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, how):
+def _broken_layer(settings, how: str, **livefeed) -> tuple[User, str]:
+    """Serve streams over BrokenLayer, going wrong as how says; return alice and her session key."""
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
-    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
+    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs", **livefeed}
     BrokenLayer.how = how
     user = User.objects.create_user("alice", password="x")
-    key = session_for(user)
+    return user, session_for(user)
+
+
+@pytest.mark.parametrize("how", ["raises", "hangs until the client goes away"])
+def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, how):
+    _, key = _broken_layer(settings, how)
 
     async def scenario():
         BrokenLayer.entered = asyncio.Event()
@@ -82,11 +87,7 @@ def test_a_half_finished_subscribe_leaves_no_reader_or_group_behind(settings, ho
 
 
 def test_a_group_lingering_when_a_subscribe_fails_still_delivers_to_the_next_stream(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
-    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
-    BrokenLayer.how = "raises"
-    user = User.objects.create_user("alice", password="x")
-    key = session_for(user)
+    _, key = _broken_layer(settings, "raises")
 
     async def scenario():
         first = await (await Stream(session_key=key).open()).connected()  # holds the built-in channels
@@ -108,11 +109,7 @@ def test_a_group_lingering_when_a_subscribe_fails_still_delivers_to_the_next_str
 
 
 def test_a_failed_subscribe_leaves_the_broken_group_and_keeps_the_others_joined_for_the_linger(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
-    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs"}
-    BrokenLayer.how = "raises"
-    user = User.objects.create_user("alice", password="x")
-    key = session_for(user)
+    user, key = _broken_layer(settings, "raises")
 
     async def scenario():
         # Its built-in channels join; job-1, the last, fails: the server ends the stream.
@@ -130,10 +127,7 @@ def test_a_failed_subscribe_leaves_the_broken_group_and_keeps_the_others_joined_
 
 
 def test_a_subscribe_that_hangs_holds_back_no_heartbeat(settings):
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": f"{__name__}.BrokenLayer"}}
-    settings.LIVEFEED = {"AUTHORIZE": f"{__name__}.may_read_jobs", "HEARTBEAT": 0.3}
-    BrokenLayer.how = "hangs"
-    key = session_for(User.objects.create_user("alice", password="x"))
+    _, key = _broken_layer(settings, "hangs", HEARTBEAT=0.3)
 
     async def scenario():
         BrokenLayer.entered = asyncio.Event()
