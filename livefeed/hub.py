@@ -242,13 +242,15 @@ class Hub:
         if reader not in self.live:
             return
         self.live.discard(reader)
-        now = time.monotonic()
-        for channel in self._forget(reader):
+        emptied, now = self._forget(reader), time.monotonic()
+        for channel in emptied:
             self.idle[channel] = now
         if self.closing:
             # Now, not after LINGER: with the core Redis layer a process gone
-            # would stay a member of its groups until group_expiry.
-            await self.leave_idle(math.inf)
+            # would stay a member of its groups until group_expiry. Only its own:
+            # every stream ends at once, and the others' are theirs to leave.
+            for channel in emptied:
+                await self._leave(channel, now)
 
     async def leave_idle(self, now: float) -> None:
         """Leave the channels nobody here has read for LINGER seconds by now."""
@@ -257,12 +259,15 @@ class Hub:
             channel, since = next(iter(self.idle.items()))
             if since > now - LINGER:
                 return
-            # One channel per hold of the lock, which add() takes channels back
-            # from idle under: a connect waits for one round trip, not for all.
-            async with self._lock:
-                if self.idle.get(channel) == since:  # not taken back meanwhile
-                    del self.idle[channel]
-                    await self._discard(channel)
+            await self._leave(channel, since)
+
+    async def _leave(self, channel: str, since: float) -> None:
+        # One channel per hold of the lock, which add() takes channels back
+        # from idle under: a connect waits for one round trip, not for all.
+        async with self._lock:
+            if self.idle.get(channel) == since:  # not taken back meanwhile
+                del self.idle[channel]
+                await self._discard(channel)
 
     def _forget(self, reader: Reader) -> list[str]:
         """Take reader out of its channels; return those of them nobody here reads now."""
@@ -300,7 +305,7 @@ class Hub:
                 for job in (
                     self._receive,
                     self._tick,
-                    self._leave,
+                    self._leave_idle_forever,
                     self._recover,
                     self.order.run,
                     self._due,
@@ -403,7 +408,7 @@ class Hub:
             self._turn(time.monotonic(), heartbeat)
             await self._refresh_groups()
 
-    async def _leave(self) -> None:
+    async def _leave_idle_forever(self) -> None:
         # Not on the ticker: leaving waits for the hub's lock, behind any
         # subscribe, and a subscribe that hangs must not hold back heartbeats.
         while True:
