@@ -69,11 +69,12 @@ def _private_loop() -> asyncio.AbstractEventLoop:
         if _sender_loop is None:
             _sender_loop = asyncio.new_event_loop()
             threading.Thread(target=_sender_loop.run_forever, name="livefeed-sender", daemon=True).start()
-            atexit.register(_finish_sends)
+            atexit.register(finish_sends)
         return _sender_loop
 
 
-def _finish_sends() -> None:
+def finish_sends() -> None:
+    """Wait, a bounded time, for this process's background sends (at exit)."""
     # A shell or worker often exits right after its last publish: let those
     # sends finish (each is bounded by SEND_TIMEOUT) rather than leaving
     # stored events to the hubs' log sweep and losing unstored ones.

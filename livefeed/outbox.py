@@ -22,7 +22,9 @@ whose rows a move before it took has nothing left to do. On PostgreSQL the
 move is one round trip (lock, delete, append and commit in one message), so no
 Python runs while the lock is held: on a busy machine a lock holder that the
 OS deschedules between statements stalls every publisher behind it
-(docs/performance.md#publish-throughput).
+(docs/performance.md#publish-throughput). Once its rows have committed a
+publisher need not wait for the lock at all: try_move() only tries it, and
+leaves a move it could not make to livefeed.mover.
 """
 
 import datetime
@@ -83,10 +85,7 @@ def move(held: dict[int, Message], using: str) -> list[Message]:
     unless another move took them first: that move's caller sends them.
     Rows of other publishers come back as new messages, for the caller to send.
     """
-    last = getattr(_last_moved, "ids", None)
-    if held and last is not None and last[0] == using and held.keys() <= last[1]:
-        # This thread's previous move took them and sent them: the next of several
-        # publishes in one transaction, whose hooks run one after the other.
+    if _moved_before(held, using):
         return []
     moved: list[Message] = []
     ids: set[int] = set()
@@ -97,6 +96,39 @@ def move(held: dict[int, Message], using: str) -> list[Message]:
         if len(rows) < _BATCH:  # else more wait, maybe the caller's own
             _last_moved.ids = (using, ids)
             return moved
+
+
+def _moved_before(held: dict[int, Message], using: str) -> bool:
+    last = getattr(_last_moved, "ids", None)
+    # This thread's previous move took them and sent them: the next of several
+    # publishes in one transaction, whose hooks run one after the other.
+    return bool(held) and last is not None and last[0] == using and held.keys() <= last[1]
+
+
+def try_move(held: dict[int, Message], using: str) -> tuple[list[Message], bool]:
+    """move(), but only if the log's lock is free now; return the messages moved and whether rows are left.
+
+    For committed outbox rows (held from hold()): nothing but the lock stands
+    between them and the log, and waiting for it would only queue the caller
+    behind the other publishers' commits. Rows left (the lock was taken, or
+    more than one batch waits) are for move(), which livefeed.mover runs in the
+    background. Where the log has no such lock (SQLite's one writer) or the
+    rows are not committed yet (autocommit off), this is move().
+    """
+    if not _one_trip(using) or not connections[using].get_autocommit():
+        return move(held, using), False
+    if _moved_before(held, using):
+        return [], False
+    if _contended():
+        return [], True
+    with connections[using].cursor() as cursor:
+        cursor.execute(_move_sql(using, own=True), [list(held)])
+        rows = cursor.fetchall()
+    if not rows:  # the lock was taken, or another publisher's move took these rows: the mover finds out
+        _saw_contention()
+        return [], True
+    _last_moved.ids = (using, {row[0] for row in rows})
+    return _messages(rows, held), len(rows) >= _BATCH
 
 
 def _messages(rows: list[tuple[int, int, str, str, str]], held: dict[int, Message]) -> list[Message]:
@@ -150,11 +182,15 @@ def moves_held(using: str) -> bool:
     return connections[using].vendor == "postgresql"
 
 
-def record(messages: list[Message], using: str) -> list[Message]:
-    """Append messages to the log now (no transaction to wait for), giving each its id; return those to send."""
+def record(messages: list[Message], using: str) -> tuple[list[Message], bool]:
+    """Store messages outside a transaction; return those moved into the log (ids set), and whether rows are left.
+
+    In the log at once if its lock is free, else committed in the outbox and
+    left for a move (try_move()): either way the events are stored when this returns.
+    """
     if _append_now(messages, using):
-        return messages
-    return move(hold(messages, using), using)
+        return messages, False
+    return try_move(hold(messages, using), using)
 
 
 def _append_now(messages: list[Message], using: str) -> bool:
@@ -246,12 +282,13 @@ def _move_postgresql(using: str) -> list[tuple[int, int, str, str, str]]:
 def _move_sql(using: str, own: bool = False) -> str:
     """The PostgreSQL move: lock, take up to _BATCH outbox rows, append them in outbox order, commit.
 
-    own: in the caller's transaction, only if the lock is free now (move_held):
-    the rows whose ids are the one parameter, however many, and up to _BATCH
-    committed ones. The ids go in as one array, which PostgreSQL reads through
-    the primary key whatever its estimate of the table; an OR of the two lists
-    made it read the whole table, dead rows too. Only a holder of the lock deletes outbox rows, so none needs
-    a row lock: a try that fails leaves no row locked behind it.
+    own: only if the lock is free now (move_held in the caller's transaction,
+    try_move in autocommit): the rows whose ids are the one parameter, however
+    many, and up to _BATCH committed ones. The ids go in as one array, which
+    PostgreSQL reads through the primary key whatever its estimate of the
+    table; an OR of the two lists made it read the whole table, dead rows too.
+    Only a holder of the lock deletes outbox rows, so none needs a row lock: a
+    try that fails leaves no row locked behind it.
     """
     log, box = _tables(using)
     if own:  # one statement; the lock's subquery is evaluated once, before any row is deleted

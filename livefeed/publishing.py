@@ -4,10 +4,11 @@ publish() appends to the event log, then sends on the channel layer.
 
 Inside a transaction the event is held in the outbox and commits with the
 caller's data; right after the commit it moves into the log, where event ids
-become visible in increasing order (livefeed.outbox, docs/reliability.md).
-The layer send then runs in the background: once the event is committed,
-neither a slow nor a failing Redis may stall or fail the caller, and every hub
-recovers a lost send from the log.
+become visible in increasing order (livefeed.outbox, docs/reliability.md);
+if another publisher holds the log's lock, the process's mover makes that move
+(livefeed.mover) and the caller returns. The layer send then runs in the
+background: once the event is committed, neither a slow nor a failing Redis
+may stall or fail the caller, and every hub recovers a lost send from the log.
 
 Sends are batched per event loop: a publish queues its messages and only the
 first of a run hops to the loop; one send task takes everything queued by then
@@ -29,7 +30,7 @@ from channels.layers import get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
-from livefeed import conf, instruments, outbox, sse
+from livefeed import conf, instruments, mover, outbox, sse
 from livefeed.bridge import refuse_async_context, submit, target_loop
 from livefeed.channels import group_name, session_tag, user_channel, validate
 
@@ -54,8 +55,10 @@ async def apublish(channel: str, event: str, data: Any = None, *, store: bool = 
     """Send an event to every stream reading channel, now (async code has no transactions)."""
     messages = [message_for(channel, event, data)]
     if store:
-        messages = await sync_to_async(outbox.record)(messages, outbox.database())
-    _queue(messages, asyncio.get_running_loop())
+        using = outbox.database()
+        _send_moved(await sync_to_async(outbox.record)(messages, using), using)
+    else:
+        _queue(messages, asyncio.get_running_loop())
 
 
 def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> None:
@@ -74,9 +77,9 @@ def publish_messages(messages: list[dict[str, Any]], *, store: bool = True) -> N
             own[1].update(held)  # moved before livefeed's own transaction commits (atomic())
         else:
             # robust: if the move fails, the hubs' sweep moves the rows and the caller's other hooks still run.
-            transaction.on_commit(lambda: _queue(outbox.move(held, using)), using=using, robust=True)
+            transaction.on_commit(lambda: _send_moved(outbox.try_move(held, using), using), using=using, robust=True)
     else:
-        _queue(outbox.record(messages, using))
+        _send_moved(outbox.record(messages, using), using)
 
 
 @contextmanager
@@ -100,7 +103,10 @@ def atomic(using: str) -> Iterator[None]:
     moved: list[dict[str, Any]] = []
 
     def send() -> None:
-        _queue(moved or (outbox.move(held, using) if held else []))
+        if moved or not held:
+            _queue(moved)
+        else:
+            _send_moved(outbox.try_move(held, using), using)
 
     outer, _own.held = getattr(_own, "held", None), (using, held)
     try:
@@ -113,6 +119,14 @@ def atomic(using: str) -> Iterator[None]:
                 moved += outbox.move_held(held, using)
     finally:
         _own.held = outer
+
+
+def _send_moved(result: tuple[list[dict[str, Any]], bool], using: str) -> None:
+    """Send what a move took; if it left rows (the log's lock was taken), have the mover move and send them."""
+    moved, left = result
+    _queue(moved)
+    if left:
+        mover.move_soon(using, _queue)
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:

@@ -104,3 +104,8 @@ def test_concurrent_publishers_reach_every_stream_once(kind):
     result = bench("--streams", "5", "--scenario", "publish", "--publishers", "3", "--events", "20", *flags)
     assert result["events_published"] == 60, result
     assert (result["delivered"], result["lost"], result["duplicated"]) == (result["expected"], 0, 0), result
+
+
+def test_the_insert_floor_commits_every_row_it_counts():
+    result = bench("--processes", "3", "--rows", "40", module="bench.insert_floor")
+    assert (result["rows"], result["rows_committed"]) == (120, 120), result

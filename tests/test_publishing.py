@@ -8,6 +8,8 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -131,7 +133,7 @@ def test_an_unstored_publish_logs_a_layer_error_instead_of_raising(settings, cap
     }
     channel_layers.backends.clear()
     livefeed.publish("job-1", "typing", {}, store=False)
-    bridge._finish_sends()  # what an exiting shell does: wait for the background send
+    bridge.finish_sends()  # what an exiting shell does: wait for the background send
     assert "1 unstored message(s) lost" in caplog.text
 
 
@@ -220,12 +222,12 @@ def test_an_outbox_id_that_comes_back_after_a_rollback_is_still_moved():
 
     def publish_then_roll_back() -> int:
         with pytest.raises(RolledBack), transaction.atomic():
-            moved = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "1"}], "default")
+            moved, _ = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "1"}], "default")
             raise RolledBack
         return moved[0]["id"]
 
     publish_then_roll_back()
-    moved = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "2"}], "default")
+    moved, _ = outbox.record([{"type": "livefeed.event", "channel": "c", "event": "e", "data": "2"}], "default")
     assert [message["data"] for message in moved] == ["2"]
     assert list(Event.objects.values_list("data", flat=True)) == ["2"]
 
@@ -269,13 +271,11 @@ def test_notify_moves_its_event_into_the_log_before_its_one_commit():
     assert not livefeed.models.OutboxEvent.objects.exists()
 
 
-@needs_postgresql
-def test_notify_commits_without_waiting_for_a_busy_log_and_its_event_follows_once_the_log_is_free():
-    """The in-transaction move only tries the log's lock: waiting for it would hold notify's row locks meanwhile."""
+@contextmanager
+def _log_held_elsewhere() -> Iterator[None]:
+    """Hold the log's advisory lock from another connection until the block ends."""
     from livefeed import outbox
-    from livefeed.models import Notification
 
-    alice = User.objects.create_user("alice", password="x")
     locked, release = threading.Event(), threading.Event()
 
     def hold_the_log() -> None:
@@ -287,30 +287,95 @@ def test_notify_commits_without_waiting_for_a_busy_log_and_its_event_follows_onc
         finally:
             connections.close_all()
 
-    def notify() -> None:
-        try:
-            livefeed.notify(alice, title="hello")
-        finally:
-            connections.close_all()
-
-    holder, caller = threading.Thread(target=hold_the_log), threading.Thread(target=notify)
+    holder = threading.Thread(target=hold_the_log)
     holder.start()
     assert locked.wait(10)
-    caller.start()
     try:
-        deadline = time.monotonic() + 20
-        while not Notification.objects.exists() and time.monotonic() < deadline:
-            time.sleep(0.02)
-        committed = Notification.objects.exists()
-        moved_meanwhile = Event.objects.exists()
+        yield
     finally:
         release.set()
         holder.join(30)
-        caller.join(30)
+
+
+def _in_a_thread(call) -> threading.Thread:
+    def target() -> None:
+        try:
+            call()
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    return thread
+
+
+def _until(condition, timeout: float = 20) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return condition()
+
+
+@needs_postgresql
+def test_notify_commits_without_waiting_for_a_busy_log_and_its_event_follows_once_the_log_is_free():
+    """The in-transaction move only tries the log's lock: waiting for it would hold notify's row locks meanwhile."""
+    from livefeed.models import Notification
+
+    alice = User.objects.create_user("alice", password="x")
+    with _log_held_elsewhere():
+        caller = _in_a_thread(lambda: livefeed.notify(alice, title="hello"))
+        committed = _until(Notification.objects.exists)
+        moved_meanwhile = Event.objects.exists()
+    caller.join(30)
     assert committed  # the inbox has it while the log is busy
     assert not moved_meanwhile  # the log's order was kept: no id taken around the lock
-    assert Event.objects.filter(event="notification").count() == 1  # moved after the commit, once the log was free
+    assert _until(lambda: Event.objects.filter(event="notification").exists())  # moved once the log was free
+    assert Event.objects.filter(event="notification").count() == 1
     assert not livefeed.models.OutboxEvent.objects.exists()
+
+
+def _publish_in_a_transaction(channel: str) -> None:
+    with transaction.atomic():
+        livefeed.publish(channel, "tick", {"n": 1})
+
+
+@needs_postgresql
+@pytest.mark.parametrize(
+    "publish",
+    [lambda channel: livefeed.publish(channel, "tick", {"n": 1}), _publish_in_a_transaction],
+    ids=["autocommit", "in-a-transaction"],
+)
+def test_a_publisher_that_finds_the_log_busy_returns_with_its_event_stored_and_the_event_follows(publish, settings):
+    """A committed event waits for nothing but the log's lock: the process's mover waits for it, not the caller.
+
+    Before, the caller queued behind the lock's holder (every other publisher's
+    commit, under load); the stream must still get the event, once, when the log is free.
+    """
+    from livefeed.models import OutboxEvent
+    from tests.streams import Stream, run
+
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}  # the mover, not the hubs' sweep, must deliver it
+    alice = User.objects.create_user("alice", password="x")
+    channel, key = f"user.{alice.pk}", session_for(alice)
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        with _log_held_elsewhere():
+            caller = _in_a_thread(lambda: publish(channel))
+            returned = await sync_to_async(_until, thread_sensitive=False)(lambda: not caller.is_alive(), 10)
+            stored = await OutboxEvent.objects.acount()
+            moved_meanwhile = await Event.objects.acount()
+        events = await stream.events(1, timeout=20)
+        await stream.close()
+        caller.join(30)
+        return returned, stored, moved_meanwhile, events
+
+    returned, stored, moved_meanwhile, events = run(scenario)
+    assert returned  # while the log's lock was still held elsewhere
+    assert (stored, moved_meanwhile) == (1, 0)  # durable in the outbox, and no log id taken around the lock
+    assert [json.loads(event.data) for event in events] == [{"n": 1}]
+    assert [int(event.last_event_id) for event in events] == list(Event.objects.values_list("pk", flat=True))
+    assert not OutboxEvent.objects.exists()
 
 
 @needs_postgresql
