@@ -18,6 +18,7 @@ trips, not one each (docs/performance.md#publish-throughput).
 """
 
 import asyncio
+import functools
 import logging
 import threading
 import weakref
@@ -126,7 +127,8 @@ def _send_moved(result: tuple[list[dict[str, Any]], bool], using: str) -> None:
     moved, left = result
     _queue(moved)
     if left:
-        mover.move_soon(using, _queue)
+        # The loop is found (a script's private one started) here: at exit, the mover could start no thread.
+        mover.move_soon(using, functools.partial(_queue, loop=target_loop()))
 
 
 def message_for(channel: str, event: str, data: Any) -> dict[str, Any]:

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def stored(channel: str, n: int) -> dict:
     """Commit an event to the log as publish() does, without sending it: the layer message."""
     message = publishing.message_for(channel, "tick", {"n": n})
-    outbox.record([message], outbox.database())
+    using = outbox.database()
+    outbox.move(outbox.hold([message], using), using)  # waits for the log's lock: the id is set when it returns
     return message
 
 

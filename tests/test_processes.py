@@ -168,8 +168,9 @@ def test_a_client_that_reconnects_between_two_reordered_events_gets_both(daphne_
     (server,) = daphne_servers(1)
     stream = servers.SSEClient(server.port, headers={"Cookie": cookie}).connected()
     messages = [publishing.message_for(channel, "tick", {"n": n}) for n in range(3)]
-    for message in messages:  # N, N+1 and a later one, committed in order
-        outbox.record([message], outbox.database())
+    using = outbox.database()
+    for message in messages:  # N, N+1 and a later one, committed in order (move() waits for the log's lock)
+        outbox.move(outbox.hold([message], using), using)
 
     def send(message):
         async_to_sync(publishing._send)([message])

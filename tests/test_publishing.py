@@ -1,5 +1,6 @@
 """After the caller's commit, publish() neither loses the event nor fails or stalls the caller (issue 11)."""
 
+import asyncio
 import json
 import os
 import signal
@@ -376,6 +377,90 @@ def test_a_publisher_that_finds_the_log_busy_returns_with_its_event_stored_and_t
     assert [json.loads(event.data) for event in events] == [{"n": 1}]
     assert [int(event.last_event_id) for event in events] == list(Event.objects.values_list("pk", flat=True))
     assert not OutboxEvent.objects.exists()
+
+
+@needs_postgresql
+def test_a_mover_whose_connection_drops_while_it_waits_for_the_log_tries_again(settings, monkeypatch):
+    """A bad day: the database ends the mover's connection (a restart, a failover); the event must still go out."""
+    from livefeed import mover
+    from tests.streams import Stream, run
+
+    settings.LIVEFEED = {"RECOVERY_INTERVAL": 3600}  # the mover, not the hubs' sweep, must deliver it
+    monkeypatch.setattr(mover, "RETRY", 0.1)
+    alice = User.objects.create_user("alice", password="x")
+    channel, key = f"user.{alice.pk}", session_for(alice)
+
+    def waiting_for_the_lock() -> list[int]:
+        with connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+                " AND pid <> pg_backend_pid()"
+            )
+            return [row[0] for row in cursor.fetchall()]
+
+    def end(pids: list[int]) -> None:
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM unnest(%s::int[]) AS pid", [pids])
+
+    async def scenario():
+        stream = await (await Stream(session_key=key).open()).connected()
+        with _log_held_elsewhere():
+            caller = _in_a_thread(lambda: livefeed.publish(channel, "tick", {"n": 1}))
+            assert await sync_to_async(_until, thread_sensitive=False)(waiting_for_the_lock, 10)
+            await sync_to_async(end, thread_sensitive=False)(await sync_to_async(waiting_for_the_lock)())
+            await asyncio.sleep(0.3)  # the mover has failed, and tries again: the lock is still held
+        events = await stream.events(1, timeout=20)
+        await stream.close()
+        caller.join(30)
+        return events
+
+    events = run(scenario)
+    assert [json.loads(event.data) for event in events] == [{"n": 1}]
+    assert not livefeed.models.OutboxEvent.objects.exists()
+
+
+@needs_postgresql
+def test_a_script_that_exits_while_the_log_is_busy_sends_its_event_as_it_exits(daphne_servers, database_url, redis_url):
+    """Its mover moves the event at exit, once the lock is free, and sends it then: no new thread can start there.
+
+    A review found the send failing at exit ("can't create new thread at
+    interpreter shutdown", logged as a failed move): the stream got the event
+    only from a hub's later sweep.
+    """
+    alice = User.objects.create_user("alice", password="x")
+    (server,) = daphne_servers(1)
+    stream = servers.SSEClient(server.port, headers={"Cookie": cookie_header(session_for(alice))}).connected()
+    # The hook registered last runs first at exit: it says the script is exiting, then livefeed's hooks run.
+    code = textwrap.dedent(f"""
+        import atexit, sys, livefeed
+        livefeed.publish("user.{alice.pk}", "tick", {{"n": 1}})
+        atexit.register(lambda: print("exiting", flush=True))
+    """)
+    with _log_held_elsewhere():
+        script = subprocess.Popen(
+            [sys.executable, "manage.py", "shell", "-c", code],
+            cwd=servers.ROOT,
+            env=servers.server_env(database_url, redis_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert script.stdout is not None
+            lines = iter(script.stdout.readline, "")  # Django's shell may say what it imported first
+            assert "exiting\n" in lines
+        except BaseException:
+            script.kill()
+            raise
+    try:
+        _, errors = script.communicate(timeout=60)
+        events = stream.events(1, timeout=20)
+    finally:
+        stream.close()
+    assert script.returncode == 0, errors
+    assert "livefeed" not in errors and "Traceback" not in errors, errors  # nothing failed, nothing left to a sweep
+    assert [json.loads(event.data) for event in events] == [{"n": 1}]
+    assert events[0].last_event_id == str(Event.objects.get().pk)
 
 
 @needs_postgresql
