@@ -42,6 +42,10 @@ DEFAULTS: dict[str, Any] = {
     # given up (a stored event then arrives by the log sweep); also how long an
     # exiting shell or worker waits for its last sends.
     "SEND_TIMEOUT": 5.0,
+    # Seconds a process's mover lets events gather before it moves them into the
+    # event log, when publishers contend for the log's lock (livefeed.mover): what
+    # such a publish may add to its event's latency, for fewer, larger moves.
+    "MOVE_GATHER": 0.05,
     # Seconds between each process's runs of the due job (livefeed.due): snoozed
     # notifications coming back, expired ones leaving open inboxes. At most 60
     # keeps the promise "within a minute"; None leaves it to `livefeed_due` in cron.
@@ -99,3 +103,11 @@ def get(name: str) -> Any:
     if name not in DEFAULTS:
         raise KeyError(f"Unknown livefeed setting {name!r}; known: {', '.join(DEFAULTS)}")
     return getattr(settings, "LIVEFEED", {}).get(name, DEFAULTS[name])
+
+
+def positive(name: str) -> float | None:
+    """Return a setting of seconds as a float if it is a positive number, else None (off, or not a number)."""
+    value = get(name)
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return float(value)
+    return None

@@ -6,7 +6,7 @@ lock is taken, waiting for it would queue the publisher behind every other
 publisher's commit, so it hands the move to this one background thread and
 returns (outbox.try_move). Each move takes every committed row, so one thread
 per process keeps up with any number of publishers in it: what they commit
-while it waits for the lock goes in its next move. A move that fails is tried
+while it waits for the lock, or for MOVE_GATHER before it, goes in its next move. A move that fails is tried
 again after RETRY seconds; a process killed before its mover ran leaves its
 rows to the next move anywhere, or to the hubs' sweep.
 """
@@ -71,6 +71,10 @@ def _move_forever() -> None:
             used.clear()
             with _ready:
                 _ready.wait_for(lambda: _wanted)
+        # The mover runs only when publishers contend for the log: a moment's wait lets
+        # one move take what they commit meanwhile, where each would cost a move of its own
+        # (docs/performance.md#the-mover-lets-events-gather).
+        time.sleep(conf.positive("MOVE_GATHER") or 0.0)
         with _ready:
             wanted = dict(_wanted)
             _wanted.clear()

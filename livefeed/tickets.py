@@ -134,10 +134,7 @@ def read(request: HttpRequest) -> Ticket | None:
 
 def _lifetime() -> float | None:
     """Return TICKET_LIFETIME in seconds, None when tickets are off (or it is not a positive number)."""
-    lifetime = conf.get("TICKET_LIFETIME")
-    if isinstance(lifetime, int | float) and not isinstance(lifetime, bool) and lifetime > 0:
-        return float(lifetime)
-    return None
+    return conf.positive("TICKET_LIFETIME")
 
 
 def channels(ticket: Ticket, requested: list[str]) -> list[str] | None:
