@@ -14,6 +14,8 @@ LIVEFEED = {
     # The bench measures the engine, not its caps: room for 10,000 streams and a warm-up.
     "MAX_STREAMS": 100_000,
 }
+if os.environ.get("BENCH_MOVE_GATHER"):  # the mover's wait, for runs that price it
+    LIVEFEED["MOVE_GATHER"] = float(os.environ["BENCH_MOVE_GATHER"])
 
 from bench import patches  # noqa: E402
 
