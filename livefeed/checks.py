@@ -1,5 +1,6 @@
 """System checks (`manage.py check`) for deployments that would silently break streaming."""
 
+import math
 from typing import Any
 
 from django.conf import settings
@@ -93,7 +94,7 @@ _MAX_REAUTHORIZE = 60
 def check_reauthorize(app_configs: Any = None, **kwargs: Any) -> list:
     """Open streams are re-authorized every REAUTHORIZE_INTERVAL s: a revoked sign-in keeps streaming till then."""
     interval = conf.get("REAUTHORIZE_INTERVAL")
-    if isinstance(interval, int | float) and not isinstance(interval, bool) and 0 < interval <= _MAX_REAUTHORIZE:
+    if (conf.positive("REAUTHORIZE_INTERVAL") or math.inf) <= _MAX_REAUTHORIZE:
         return []
     return [
         Warning(

@@ -6,9 +6,10 @@ lock is taken, waiting for it would queue the publisher behind every other
 publisher's commit, so it hands the move to this one background thread and
 returns (outbox.try_move). Each move takes every committed row, so one thread
 per process keeps up with any number of publishers in it: what they commit
-while it waits for the lock, or for MOVE_GATHER before it, goes in its next move. A move that fails is tried
-again after RETRY seconds; a process killed before its mover ran leaves its
-rows to the next move anywhere, or to the hubs' sweep.
+while it waits for the lock, or for MOVE_GATHER before it, goes in its next
+move. A move that fails is tried again after RETRY seconds; a process killed
+before its mover ran leaves its rows to the next move anywhere, or to the
+hubs' sweep.
 """
 
 import atexit

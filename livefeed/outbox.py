@@ -119,13 +119,8 @@ def try_move(held: dict[int, Message], using: str) -> tuple[list[Message], bool]
         return move(held, using), False
     if _moved_before(held, using):
         return [], False
-    if _contended():
-        return [], True
-    with connections[using].cursor() as cursor:
-        cursor.execute(_move_sql(using, own=True), [list(held)])
-        rows = cursor.fetchall()
+    rows = _move_if_free(held, using)
     if not rows:  # the lock was taken, or another publisher's move took these rows: the mover finds out
-        _saw_contention()
         return [], True
     _last_moved.ids = (using, {row[0] for row in rows})
     return _messages(rows, held), len(rows) >= _BATCH
@@ -154,17 +149,29 @@ def move_held(held: dict[int, Message], using: str) -> list[Message]:
     (as move() does); none if the lock was taken (the caller moves them after
     the commit) or if savepoints rolled them all back.
     """
-    if not held or _contended():
+    if not held:
         return []
+    # Django's foreign keys are checked at commit: checked first, one that fails takes no log id,
+    # where a hole in the ids would hold every hub's next live events for REORDER_TIMEOUT.
+    return _messages(_move_if_free(held, using, before="SET CONSTRAINTS ALL IMMEDIATE"), held)
+
+
+def _move_if_free(held: dict[int, Message], using: str, before: str = "") -> list[tuple[int, int, str, str, str]]:
+    """Run the move of held and the committed rows if the log's lock is free now; return the rows moved.
+
+    None moved counts as contention: the lock was taken, or another move took them.
+    """
+    if _contended():
+        return []
+    statement = _move_sql(using, own=True)
     with connections[using].cursor() as cursor:
-        # Django's foreign keys are checked at commit: checked first, one that fails takes no log id,
-        # where a hole in the ids would hold every hub's next live events for REORDER_TIMEOUT.
-        cursor.execute("SET CONSTRAINTS ALL IMMEDIATE; " + _move_sql(using, own=True), [list(held)])
-        cursor.cursor.nextset()  # past SET's empty result
+        cursor.execute(f"{before}; {statement}" if before else statement, [list(held)])
+        if before:
+            cursor.cursor.nextset()  # past its empty result
         rows = cursor.fetchall()
     if not rows:
         _saw_contention()
-    return _messages(rows, held)
+    return rows
 
 
 def _contended() -> bool:

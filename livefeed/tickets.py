@@ -73,7 +73,7 @@ def issue(
     language: str | None = None,
 ) -> None:
     """Give the browser of a stream the session let in a ticket for its next connects."""
-    lifetime = _lifetime()
+    lifetime = conf.positive("TICKET_LIFETIME")  # None: tickets are off
     tag = session_tag(request.COOKIES.get(settings.SESSION_COOKIE_NAME))
     if not lifetime or not tag or not user.is_authenticated:
         return
@@ -110,7 +110,7 @@ def issue(
 def read(request: HttpRequest) -> Ticket | None:
     """Return the request's ticket if it is good for this session now, else None (the session decides)."""
     value = request.COOKIES.get(COOKIE)
-    lifetime = _lifetime()
+    lifetime = conf.positive("TICKET_LIFETIME")  # None: tickets are off
     if not value or not lifetime:
         return None
     try:
@@ -130,11 +130,6 @@ def read(request: HttpRequest) -> Ticket | None:
     if not revocation.honours(ticket.user_pk, ticket.session, ticket.issued):
         return None
     return ticket
-
-
-def _lifetime() -> float | None:
-    """Return TICKET_LIFETIME in seconds, None when tickets are off (or it is not a positive number)."""
-    return conf.positive("TICKET_LIFETIME")
 
 
 def channels(ticket: Ticket, requested: list[str]) -> list[str] | None:

@@ -311,10 +311,12 @@ def _in_a_thread(call) -> threading.Thread:
 
 
 def _until(condition, timeout: float = 20) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition() and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return condition()
+    """Whether condition came to hold within timeout (servers.wait_until, as a value to assert on)."""
+    try:
+        servers.wait_until(condition, "change", timeout)
+    except TimeoutError:
+        return False
+    return True
 
 
 @needs_postgresql
