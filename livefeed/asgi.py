@@ -7,8 +7,9 @@ every other request keeps Django's behaviour. Optional: without it streams work
 the same, with a thread each.
 
 Streams also run the middleware chain synchronously, in one trip to that
-thread: under Django's async chain every sync middleware takes two trips,
-and under a connect storm each trip waits its turn on that one thread.
+thread, which sends request_started first: under Django's async chain every
+sync middleware takes two trips and the signal one more, and under a connect
+storm each trip waits its turn on that one thread.
 Every middleware still runs, in the order the settings give. Then the request
 lets go of what only the middleware needed, since Django keeps it for as long
 as the stream lasts. docs/performance.md has the measurements.
@@ -25,14 +26,18 @@ import logging
 import weakref
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from contextlib import closing
+from typing import Any, cast
 
 import django
 from asgiref.sync import ThreadSensitiveContext, sync_to_async
+from django.core import signals
+from django.core.exceptions import RequestAborted
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
+from django.core.handlers.asgi import ASGIRequest, get_script_prefix
 from django.http import HttpRequest
 from django.http.response import HttpResponseBase
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, resolve, set_script_prefix
 
 from livefeed import conf
 
@@ -66,13 +71,51 @@ class _StreamHandler(DjangoASGIHandler):
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 
+    async def handle(self, scope: dict, receive: Any, send: Any) -> None:
+        """Django's handle(), with request_started sent in the middleware's trip to the stream thread.
+
+        Django sends it from the event loop, and its receivers are sync: a trip
+        of its own to the thread and back, on every connect of a storm
+        (docs/performance.md#one-trip-to-the-stream-thread). The rest is Django's.
+        """
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        with closing(body_file):
+            set_script_prefix(get_script_prefix(scope))
+            request, error_response = self.create_request(scope, body_file)
+            if request is None or error_response is not None:
+                assert error_response is not None  # create_request() returns one of the two
+                await signals.request_started.asend(sender=self.__class__, scope=scope)
+                await self.send_response(error_response, send)
+                await sync_to_async(error_response.close)()
+                return
+            response = None
+            try:
+                async with asyncio.TaskGroup() as tasks:
+                    tasks.create_task(self.listen_for_disconnect(receive))
+                    response = await self.run_get_response(request)
+                    await self.send_response(response, send)
+                    raise _Processed
+            except* (_Processed, RequestAborted):
+                pass
+            if response is None:
+                await signals.request_finished.asend(sender=self.__class__)
+            else:
+                await sync_to_async(response.close)()
+
     async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
         # The async view runs on the event loop again (async_to_sync in
         # Django's _get_response); its own sync steps come back to this thread.
-        response = await sync_to_async(self.get_response)(request)
+        response = await sync_to_async(self._started)(cast(ASGIRequest, request))
         if response.streaming:
             _release(request)
         return response
+
+    def _started(self, request: ASGIRequest) -> HttpResponseBase:
+        signals.request_started.send(sender=self.__class__, scope=request.scope)
+        return self.get_response(request)
 
     @classmethod
     def chunk_bytes(cls, data: Any) -> Any:
@@ -100,6 +143,10 @@ class _StreamHandler(DjangoASGIHandler):
                 await self.handle(scope, receive, sender)
         finally:
             sender.release()
+
+
+class _Processed(Exception):
+    """The response is out: ends handle()'s wait for the client's disconnect."""
 
 
 class _Sender:

@@ -13,6 +13,7 @@ import pytest
 from asgiref.sync import sync_to_async
 from channels.layers import InMemoryChannelLayer
 from django.contrib.auth.models import Group, User
+from django.core.signals import request_finished, request_started
 from django.db import connection
 from django.test import override_settings
 
@@ -759,6 +760,34 @@ def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, alice_sessio
     assert stream.headers["x-frame-options"] == "DENY"  # Django's own middleware ran too
     assert middleware.calls == ["request:True", f"view:stream:user.{alice.pk}", "response:200"]
     assert json.loads(events[0].data) == {"title": "through the chain"}
+
+
+def test_a_stream_sends_djangos_request_signals_once_each_started_before_any_middleware(alice, alice_session, settings):
+    # Streams send request_started in the middleware's trip to the stream thread
+    # (livefeed.asgi); a site's receivers must see each stream as Django sends them.
+    settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.Tagging"]
+    middleware.calls.clear()
+
+    def started(sender, scope, **kwargs):
+        middleware.calls.append(f"started:{scope['path']}:{threading.current_thread() is threading.main_thread()}")
+
+    def finished(sender, **kwargs):
+        middleware.calls.append("finished")
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        run(lambda: Stream(session_key=alice_session).receive_one(f"user.{alice.pk}", "notification", {"n": 1}))
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert middleware.calls == [
+        "started:/livefeed/stream/:False",  # a sync receiver, off the event loop's thread as Django runs it
+        "request:True",
+        f"view:stream:user.{alice.pk}",
+        "response:200",
+        "finished",
+    ]
 
 
 def test_an_async_only_middleware_runs_for_a_stream_too(alice, alice_session, settings):
