@@ -36,3 +36,21 @@ def test_a_notification_is_swapped_in_as_escaped_html(daphne_servers):
         expect(first.locator("p")).to_have_text("all green")
         assert first.locator("b").count() == 0  # markup in a title stays text
         assert page.evaluate("typeof window.livefeed") == "undefined"  # no script of livefeed's on the page
+
+
+def test_a_notification_sent_before_the_page_stream_subscribes_is_still_swapped_in(daphne_servers):
+    # The page's stream starts from where the page was rendered (?lastEventId=), so what is
+    # sent in between, while the page loads and before the stream has subscribed, is replayed.
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    with chromium() as browser:
+        page = signed_in(browser, server, bob).new_page()
+        page.add_init_script(RECORD_OPEN)
+        page.route("**/livefeed/stream/**", lambda route: route.abort())  # the stream cannot connect yet
+        page.goto("/demos/htmx/")
+        notify(bob, "Sent while the page loaded")
+        page.unroute("**/livefeed/stream/**")  # htmx's EventSource tries again, and connects
+
+        items = page.locator(".demo-htmx-list .livefeed-notification")
+        expect(items).to_have_count(1, timeout=15_000)
+        expect(items.first).to_contain_text("Sent while the page loaded")
