@@ -93,13 +93,18 @@ class _StreamHandler(DjangoASGIHandler):
                 return
             response = None
             try:
-                async with asyncio.TaskGroup() as tasks:
-                    tasks.create_task(self.listen_for_disconnect(receive))
-                    response = await self.run_get_response(request)
-                    await self.send_response(response, send)
-                    raise _Processed
-            except* (_Processed, RequestAborted):
-                pass
+                try:
+                    async with asyncio.TaskGroup() as tasks:
+                        tasks.create_task(self.listen_for_disconnect(receive))
+                        response = await self.run_get_response(request)
+                        await self.send_response(response, send)
+                        raise _Processed
+                except* (_Processed, RequestAborted):
+                    pass
+            except BaseExceptionGroup as group:  # the one error, as Django raises it
+                if len(group.exceptions) == 1:
+                    raise group.exceptions[0] from None
+                raise
             if response is None:
                 await signals.request_finished.asend(sender=self.__class__)
             else:

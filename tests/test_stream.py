@@ -790,6 +790,18 @@ def test_a_stream_sends_djangos_request_signals_once_each_started_before_any_mid
     ]
 
 
+def test_a_client_that_breaks_the_asgi_protocol_mid_stream_gets_djangos_own_error(alice_session):
+    # livefeed.asgi serves streams with its own copy of Django's handle(): what escapes it
+    # is what escapes Django's, not an exception group around it.
+    async def scenario():
+        stream = await (await Stream(session_key=alice_session).open()).connected()
+        await stream.communicator.send_input({"type": "http.request", "body": b"more", "more_body": False})
+        with pytest.raises(AssertionError, match="Invalid ASGI message after request body"):
+            await stream.communicator.wait(5)
+
+    run(scenario)
+
+
 def test_an_async_only_middleware_runs_for_a_stream_too(alice, alice_session, settings):
     settings.MIDDLEWARE = [*settings.MIDDLEWARE, "tests.middleware.AsyncOnly"]
 
