@@ -72,11 +72,14 @@ class _StreamHandler(DjangoASGIHandler):
         super().load_middleware(is_async=False)
 
     async def handle(self, scope: dict, receive: Any, send: Any) -> None:
-        """Django's handle(), with request_started sent in the middleware's trip to the stream thread.
+        """Django 6's handle(), with request_started sent in the middleware's trip to the stream thread.
 
         Django sends it from the event loop, and its receivers are sync: a trip
         of its own to the thread and back, on every connect of a storm
-        (docs/performance.md#one-trip-to-the-stream-thread). The rest is Django's.
+        (docs/performance.md#one-trip-to-the-stream-thread). A client gone
+        before that trip ran gets neither signal, as its receivers pair them.
+        Async receivers of request_started run from that thread too
+        (async_to_sync), holding it while they run.
         """
         try:
             body_file = await self.read_body(receive)
@@ -106,7 +109,7 @@ class _StreamHandler(DjangoASGIHandler):
                     raise group.exceptions[0] from None
                 raise
             if response is None:
-                await signals.request_finished.asend(sender=self.__class__)
+                await sync_to_async(self._finished)(request)  # after any _started() still running there
             else:
                 await sync_to_async(response.close)()
 
@@ -120,7 +123,14 @@ class _StreamHandler(DjangoASGIHandler):
 
     def _started(self, request: ASGIRequest) -> HttpResponseBase:
         signals.request_started.send(sender=self.__class__, scope=request.scope)
+        request._livefeed_started = True  # type: ignore[attr-defined]  # read by _finished()
         return self.get_response(request)
+
+    def _finished(self, request: HttpRequest) -> None:
+        # No response: the client left while its connect waited for the stream thread
+        # (its _started() never ran) or while the middleware ran (it did).
+        if getattr(request, "_livefeed_started", False):
+            signals.request_finished.send(sender=self.__class__)
 
     @classmethod
     def chunk_bytes(cls, data: Any) -> Any:

@@ -18,7 +18,7 @@ from django.db import connection
 from django.test import override_settings
 
 import livefeed
-from livefeed import history, hub
+from livefeed import asgi, history, hub
 from livefeed.asgi import get_asgi_application
 from livefeed.models import Event
 from tests import middleware
@@ -788,6 +788,43 @@ def test_a_stream_sends_djangos_request_signals_once_each_started_before_any_mid
         "response:200",
         "finished",
     ]
+
+
+def test_a_client_gone_before_its_stream_was_set_up_sends_no_request_finished_without_request_started(
+    alice_session,
+):
+    # A connect waits its turn on the stream thread, where request_started is sent; a client
+    # that leaves meanwhile never gets there, and a site's receivers must see the pair or neither.
+    heard = []
+
+    def started(sender, **kwargs):
+        heard.append("started")
+
+    def finished(sender, **kwargs):
+        heard.append("finished")
+
+    async def scenario():
+        busy = threading.Event()
+        asgi._stream_executor.submit(busy.wait, 5)  # the stream thread, taken
+        stream = Stream(session_key=alice_session)
+        await stream.communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+        async with asyncio.timeout(5):
+            while asgi._stream_executor._work_queue.qsize() < 1:  # the connect is queued behind it
+                await asyncio.sleep(0.01)
+        await stream.communicator.send_input({"type": "http.disconnect"})
+        await asyncio.sleep(0.1)
+        busy.set()
+        await stream.communicator.wait(5)
+        await sync_to_async(lambda: None)()  # the stream thread has done what was queued
+
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        run(scenario)
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+    assert heard in ([], ["started", "finished"])
 
 
 def test_a_client_that_breaks_the_asgi_protocol_mid_stream_gets_djangos_own_error(alice_session):
