@@ -1,5 +1,7 @@
 """The htmx demo page in a real browser against a real daphne: ?format=html swapped in by htmx alone."""
 
+from contextlib import contextmanager
+
 import pytest
 from playwright.sync_api import expect
 
@@ -16,12 +18,19 @@ def _publish_over_redis(redis_layer):
     """Send what this process publishes over the servers' Redis, as a shell or worker would."""
 
 
-def test_a_notification_is_swapped_in_as_escaped_html(daphne_servers):
+@contextmanager
+def bobs_page(daphne_servers):
+    """Yield bob and a page of his in chromium, signed in on a daphne server, that records htmx's sseOpen."""
     (server,) = daphne_servers(1)
     bob = make_user("bob")
     with chromium() as browser:
         page = signed_in(browser, server, bob).new_page()
         page.add_init_script(RECORD_OPEN)
+        yield bob, page
+
+
+def test_a_notification_is_swapped_in_as_escaped_html(daphne_servers):
+    with bobs_page(daphne_servers) as (bob, page):
         page.goto("/demos/htmx/")
         page.wait_for_function("window.sseOpened === true", timeout=10_000)
 
@@ -41,11 +50,7 @@ def test_a_notification_is_swapped_in_as_escaped_html(daphne_servers):
 def test_a_notification_sent_before_the_page_stream_subscribes_is_still_swapped_in(daphne_servers):
     # The page's stream starts from where the page was rendered (?lastEventId=), so what is
     # sent in between, while the page loads and before the stream has subscribed, is replayed.
-    (server,) = daphne_servers(1)
-    bob = make_user("bob")
-    with chromium() as browser:
-        page = signed_in(browser, server, bob).new_page()
-        page.add_init_script(RECORD_OPEN)
+    with bobs_page(daphne_servers) as (bob, page):
         page.route("**/livefeed/stream/**", lambda route: route.abort())  # the stream cannot connect yet
         page.goto("/demos/htmx/")
         notify(bob, "Sent while the page loaded")
