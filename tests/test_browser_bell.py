@@ -219,6 +219,30 @@ def test_the_badge_can_count_unseen_and_says_99_plus(daphne_servers):
         expect(badge(unseen)).to_be_hidden()  # and the server knows
 
 
+def test_a_list_counted_before_the_dropdown_marked_all_seen_does_not_put_the_old_count_back(daphne_servers):
+    # Opening the dropdown asks for the list and marks everything seen at once; the server may
+    # count the list's answer before the mark, and that answer may arrive last.
+    (server,) = daphne_servers(1)
+    bob = make_user("bob")
+    notify(bob, "Unseen")
+    with chromium() as browser:
+        page = signed_in(browser, server, bob).new_page()
+        page.goto("/?badge=unseen")
+        expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        expect(badge(page)).to_have_text("1")
+        held = []
+        page.route(re.compile(r".*/api/notifications/\?.*"), lambda route: held.append(route))  # held back
+        with page.expect_response(lambda response: response.url.endswith("/seen-all/")):
+            open_panel(page)
+        expect(badge(page)).to_be_hidden()
+
+        (route,) = held
+        answer = route.fetch()
+        route.fulfill(response=answer, json=answer.json() | {"unseen_count": 1})  # as counted before the mark
+        expect(row(page, "Unseen")).to_be_visible()
+        expect(badge(page)).to_be_hidden()
+
+
 def test_an_actor_with_a_picture_shows_it_and_a_broken_one_falls_back_to_initials(daphne_servers):
     (server,) = daphne_servers(1)
     bob = make_user("bob")

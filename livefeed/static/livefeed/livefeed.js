@@ -92,7 +92,14 @@
     if (typeof body?.unseen_count === "number") setUnseen(body.unseen_count);
   }
 
+  // Changes this page has asked the server for. An answer to a request sent before the latest
+  // was counted before that change (the dropdown asks for its list and marks all seen at
+  // once): its counts are out of date, whenever it arrives.
+  let changesAsked = 0;
+
   function api(path, method = "GET", json = undefined) {
+    if (method !== "GET") changesAsked += 1;
+    const asOf = changesAsked;
     const headers = { Accept: "application/json" };
     if (method !== "GET") headers["X-CSRFToken"] = cfg.csrfToken;
     if (json !== undefined) headers["Content-Type"] = "application/json";
@@ -104,7 +111,7 @@
         return response.json();
       })
       .then((body) => {
-        setCounts(body);
+        if (asOf === changesAsked) setCounts(body);
         return body;
       });
   }
