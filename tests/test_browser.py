@@ -100,9 +100,10 @@ def sign_in(context, server: servers.Process, user) -> None:
     context.add_cookies([{"name": settings.SESSION_COOKIE_NAME, "value": session_key, "url": base_url(server)}])
 
 
-def open_home(context) -> Page:
+def open_home(context, path: str = "/") -> Page:
+    """Open a page of the demo site with the widget and wait until its stream is open."""
     page = context.new_page()
-    page.goto("/")
+    page.goto(path)
     expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
     return page
 

@@ -202,9 +202,7 @@ def test_the_badge_can_count_unseen_and_says_99_plus(daphne_servers):
         open_panel(page)  # seen, still unread
         expect(page.locator(".livefeed-item").first).to_be_visible()
 
-        unseen = context.new_page()
-        unseen.goto("/?badge=unseen")
-        expect(unseen.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        unseen = open_home(context, "/?badge=unseen")
         expect(badge(unseen)).to_be_hidden()  # all seen
         expect(unseen.locator(".livefeed-spoken")).to_have_text("No new notifications")
         notify(bob, "Fresh")
@@ -226,9 +224,7 @@ def test_a_list_counted_before_the_dropdown_marked_all_seen_does_not_put_the_old
     bob = make_user("bob")
     notify(bob, "Unseen")
     with chromium() as browser:
-        page = signed_in(browser, server, bob).new_page()
-        page.goto("/?badge=unseen")
-        expect(page.locator(".livefeed-conn")).to_have_attribute("data-state", "open", timeout=10_000)
+        page = open_home(signed_in(browser, server, bob), "/?badge=unseen")
         expect(badge(page)).to_have_text("1")
         held = []
         page.route(re.compile(r".*/api/notifications/\?.*"), lambda route: held.append(route))  # held back

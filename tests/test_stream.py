@@ -762,6 +762,18 @@ def test_the_sites_middleware_runs_for_a_stream_in_its_order(alice, alice_sessio
     assert json.loads(events[0].data) == {"title": "through the chain"}
 
 
+@contextlib.contextmanager
+def receiving_request_signals(started, finished):
+    """Connect receivers of Django's request_started and request_finished for the block, as a site's would be."""
+    request_started.connect(started)
+    request_finished.connect(finished)
+    try:
+        yield
+    finally:
+        request_started.disconnect(started)
+        request_finished.disconnect(finished)
+
+
 def test_a_stream_sends_djangos_request_signals_once_each_started_before_any_middleware(alice, alice_session, settings):
     # Streams send request_started in the middleware's trip to the stream thread
     # (livefeed.asgi); a site's receivers must see each stream as Django sends them.
@@ -774,13 +786,8 @@ def test_a_stream_sends_djangos_request_signals_once_each_started_before_any_mid
     def finished(sender, **kwargs):
         middleware.calls.append("finished")
 
-    request_started.connect(started)
-    request_finished.connect(finished)
-    try:
+    with receiving_request_signals(started, finished):
         run(lambda: Stream(session_key=alice_session).receive_one(f"user.{alice.pk}", "notification", {"n": 1}))
-    finally:
-        request_started.disconnect(started)
-        request_finished.disconnect(finished)
     assert middleware.calls == [
         "started:/livefeed/stream/:False",  # a sync receiver, off the event loop's thread as Django runs it
         "request:True",
@@ -817,13 +824,8 @@ def test_a_client_gone_before_its_stream_was_set_up_sends_no_request_finished_wi
         await stream.communicator.wait(5)
         await sync_to_async(lambda: None)()  # the stream thread has done what was queued
 
-    request_started.connect(started)
-    request_finished.connect(finished)
-    try:
+    with receiving_request_signals(started, finished):
         run(scenario)
-    finally:
-        request_started.disconnect(started)
-        request_finished.disconnect(finished)
     assert heard in ([], ["started", "finished"])
 
 
